@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs the project into ./.venv (CPU PyTorch unless a torch is already there).
+# Usage: ./install.sh            (set VENV=... to use another folder)
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV="${VENV:-.venv}"
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q --upgrade pip
+# Install torch first and explicitly: letting pip resolve `torch>=2.4` on its own can pull
+# a multi-GB CUDA build.
+"$VENV/bin/python" -c "import torch" 2>/dev/null || "$VENV/bin/python" -m pip install -q "torch==2.13.0"
+"$VENV/bin/python" -m pip install -q -e ".[test]"
+echo "installed into $VENV: $("$VENV/bin/python" -c 'import torch, moshi; print("torch", torch.__version__, "moshi", moshi.__version__)')"
