@@ -1,0 +1,238 @@
+"""The generation session: delays, the first-frame rule, sampling, batch slots.
+
+`LMModel` holds weights; a `Generator` holds one streaming session over them: a small
+cache of tokens per stream (to apply and undo the delays), per-item step counters,
+sampling options and random generators. Each `step` takes the user's audio tokens for one
+80 ms frame and returns Moshi's text token and audio tokens for one frame.
+
+How the delays play out (Moshi: text and semantic streams delay 0, acoustic delay 1):
+step t feeds the model the tokens it generated at step t - 1 plus the user's tokens, each
+stream read `delay` steps late; wherever a stream has not started yet (t <= delay) the
+model sees that stream's initial token instead. In particular the first step sees only
+initial tokens, and returns nothing: its acoustic tokens belong to the frame of step 1.
+From step 1 on, `step` returns the frame of step t - 1: the text and semantic tokens
+sampled at step t - 1 with the acoustic tokens sampled at step t.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor
+
+from ..nn import streaming as st
+from .depformer import FrameCache
+from .layers import UNGENERATED_TOKEN
+from .model import LMModel
+from .sampling import SamplingOptions, make_generator, sample
+
+NO_TOKEN = -1  # in `step` outputs: this item has no frame this step
+
+
+@dataclass
+class _Session:
+    batch_size: int
+    cache: Tensor  # [B, 1 + n_q, max_delay + 2] tokens, written `delay` columns ahead
+    offset: Tensor  # [B] int64 steps done per item (on the model's device)
+    steps: list[int]  # the same, as Python ints (decides `None` without a device sync)
+    executing: list[bool]  # the exec mask, as Python bools
+    options: list[SamplingOptions]
+    text_rngs: list[torch.Generator]
+    audio_rngs: list[torch.Generator]
+
+
+class Generator:
+    """Streaming generation over an `LMModel`.
+
+        gen = Generator(model, temp=0.8, temp_text=0.7, top_k=250, top_k_text=25, seed=42)
+        with gen.streaming(batch_size=2):
+            for t in range(T):
+                out = gen.step(user_codes[:, :, t : t + 1])  # [B, n_q - dep_q, 1]
+                if out is not None:
+                    text, audio = out[:, 0], out[:, 1:]       # [B, 1], [B, dep_q, 1]
+
+    Temperature 0 is greedy. `seed` seeds every item (text and audio); `set_options`
+    changes one item's settings (a server slot). `reset_streaming(mask)` restarts items,
+    `set_exec_mask(mask)` pauses them.
+    """
+
+    def __init__(
+        self,
+        model: LMModel,
+        temp: float = 0.8,
+        temp_text: float = 0.7,
+        top_k: int = 250,
+        top_k_text: int = 25,
+        seed: int | None = None,
+    ):
+        self.model = model
+        self.options = SamplingOptions(temp, top_k, temp_text, top_k_text, seed, seed)
+        cfg = model.config
+        self._delays = torch.tensor(cfg.delays, device=model.device)
+        self._session: _Session | None = None
+
+    # -- session lifetime ----------------------------------------------------------------------
+    @contextmanager
+    def streaming(self, batch_size: int) -> Iterator[None]:
+        cfg, device = self.model.config, self.model.device
+        with st.streaming(self.model, batch_size):
+            self._session = _Session(
+                batch_size=batch_size,
+                cache=torch.full(
+                    (batch_size, cfg.num_streams, cfg.max_delay + 2), UNGENERATED_TOKEN, device=device
+                ),
+                offset=torch.zeros(batch_size, dtype=torch.long, device=device),
+                steps=[0] * batch_size,
+                executing=[True] * batch_size,
+                options=[self.options] * batch_size,
+                text_rngs=[make_generator(self.options.text_seed, device) for _ in range(batch_size)],
+                audio_rngs=[make_generator(self.options.audio_seed, device) for _ in range(batch_size)],
+            )
+            try:
+                yield
+            finally:
+                self._session = None
+
+    @property
+    def batch_size(self) -> int:
+        return self._require().batch_size
+
+    def reset_streaming(self, mask: Tensor | None = None) -> None:
+        """Restart all items, or those where `mask` [B] is True, as fresh conversations
+        (their sampling options stay; their random generators are re-seeded)."""
+        s = self._require()
+        st.reset_streaming(self.model, s.batch_size, mask)
+        items = range(s.batch_size) if mask is None else [b for b, m in enumerate(mask.tolist()) if m]
+        for b in items:
+            s.cache[b] = UNGENERATED_TOKEN
+            s.offset[b] = 0
+            s.steps[b] = 0
+            self._seed_item(s, b)
+
+    def set_exec_mask(self, mask: Tensor | None) -> None:
+        """Items where `mask` [B] is False skip the next steps: no state changes, output -1."""
+        s = self._require()
+        st.set_exec_mask(self.model, s.batch_size, mask)
+        s.executing = [True] * s.batch_size if mask is None else [bool(m) for m in mask.tolist()]
+
+    def set_options(self, options: SamplingOptions, item: int | None = None) -> None:
+        """Sampling options for one item (or all), taking effect at the next step; the
+        item's random generators are re-seeded from the options' seeds."""
+        s = self._require()
+        for b in range(s.batch_size) if item is None else [item]:
+            s.options[b] = options
+            self._seed_item(s, b)
+
+    def _seed_item(self, s: _Session, b: int) -> None:
+        o = s.options[b]
+        s.text_rngs[b] = make_generator(o.text_seed, s.cache.device)
+        s.audio_rngs[b] = make_generator(o.audio_seed, s.cache.device)
+
+    def _require(self) -> _Session:
+        if self._session is None:
+            raise RuntimeError("this needs a streaming session: use `with generator.streaming(batch_size):`")
+        return self._session
+
+    # -- one step ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def step(self, user_codes: Tensor) -> Tensor | None:
+        """user_codes [B, n_q - dep_q, 1] (the user's audio tokens for this frame) ->
+        [B, 1 + dep_q, 1]: text token then Moshi's audio tokens, delays undone; None while
+        no item has a frame yet (the first step). Items still filling, or paused, get -1."""
+        tokens, _ = self._step(user_codes, want_heads=False)
+        return tokens
+
+    @torch.no_grad()
+    def step_with_extra_heads(self, user_codes: Tensor) -> tuple[Tensor | None, list[Tensor]]:
+        """Like `step`, plus the softmaxed extra heads (speech-to-text voice activity) of this
+        step's transformer output: a list of [B, 1, extra_heads_dim]."""
+        return self._step(user_codes, want_heads=True)
+
+    def _step(self, user_codes: Tensor, want_heads: bool) -> tuple[Tensor | None, list[Tensor]]:
+        s = self._require()
+        model, cfg = self.model, self.model.config
+        self._check_user_codes(user_codes, s.batch_size)
+        B, C = s.batch_size, s.cache.shape[-1]
+        exec_mask = None if all(s.executing) else torch.tensor(s.executing, device=s.cache.device)
+
+        # 1. The user's tokens enter the cache `delay` columns ahead of the read position.
+        user = s.cache[:, 1 + cfg.dep_q :]  # a view: scatter writes into the cache
+        cols = ((s.offset[:, None] + self._delays[None, 1 + cfg.dep_q :]) % C)[..., None]
+        new = user_codes.to(s.cache.dtype)
+        if exec_mask is not None:
+            new = torch.where(exec_mask[:, None, None], new, user.gather(2, cols))
+        user.scatter_(2, cols, new)
+
+        # 2. Read this step's input; streams that have not started yet see their initial token.
+        read = (s.offset % C)[:, None, None].expand(B, cfg.num_streams, 1)
+        inputs = s.cache.gather(2, read)  # [B, 1 + n_q, 1]
+        not_started = (s.offset[:, None] <= self._delays[None, :])[..., None]
+        inputs = torch.where(not_started, model.initial_tokens()[None, :, None], inputs)
+
+        # 3. Temporal transformer, text token, then the depformer's audio tokens.
+        h = model.temporal(inputs)[:, 0]  # [B, dim]
+        text = sample(
+            model.text_linear(h),
+            [o.temp_text for o in s.options],
+            [o.top_k_text for o in s.options],
+            s.text_rngs,
+        )
+        generated = [text]
+        if cfg.dep_q:
+            frame = FrameCache.empty(cfg, B, h)
+            temps, top_ks = [o.temp for o in s.options], [o.top_k for o in s.options]
+            for k in range(cfg.dep_q):
+                logits = model.depformer_step(k, h, generated[-1], frame)
+                generated.append(sample(logits, temps, top_ks, s.audio_rngs))
+        heads = (
+            [p[:, None] for p in model.extra_heads_probs(h)]
+            if want_heads and cfg.extra_heads_num_heads
+            else []
+        )
+
+        # 4. Advance, and write what was generated at the new position (already delayed).
+        advance = 1 if exec_mask is None else exec_mask.long()
+        s.offset.add_(advance)
+        for b in range(B):
+            s.steps[b] += s.executing[b]
+        out_cols = (s.offset % C)[:, None, None].expand(B, 1 + cfg.dep_q, 1)
+        new = torch.stack(generated, dim=1)[..., None]  # [B, 1 + dep_q, 1]
+        model_streams = s.cache[:, : 1 + cfg.dep_q]
+        if exec_mask is not None:
+            new = torch.where(exec_mask[:, None, None], new, model_streams.gather(2, out_cols))
+        model_streams.scatter_(2, out_cols, new)
+
+        # 5. Undo the delays: the frame of step (offset - 1 - max_delay) is now complete.
+        if all(n <= cfg.max_delay for n in s.steps):
+            return None, heads
+        cols = ((s.offset[:, None] - cfg.max_delay + self._delays[None, : 1 + cfg.dep_q]) % C)[..., None]
+        frame_tokens = model_streams.gather(2, cols)  # [B, 1 + dep_q, 1]
+        ready = torch.tensor(
+            [n > cfg.max_delay and e for n, e in zip(s.steps, s.executing, strict=True)],
+            device=s.cache.device,
+        )
+        return torch.where(ready[:, None, None], frame_tokens, NO_TOKEN), heads
+
+    def _check_user_codes(self, codes: Tensor, batch_size: int) -> None:
+        cfg = self.model.config
+        expected = (batch_size, cfg.num_user_streams, 1)
+        if not isinstance(codes, Tensor) or codes.dtype not in (torch.int64, torch.int32):
+            raise TypeError(f"user codes must be an int64 tensor of shape {list(expected)}")
+        if tuple(codes.shape) != expected:
+            raise ValueError(
+                f"user codes must have shape [B={batch_size}, {cfg.num_user_streams}, 1], "
+                f"got {list(codes.shape)}"
+            )
+        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= cfg.card):
+            raise ValueError(
+                f"user codes must be in [0, {cfg.card}), "
+                f"got values in [{int(codes.min())}, {int(codes.max())}]"
+            )
+
+
+def with_options(gen: Generator, **changes: object) -> SamplingOptions:
+    """The generator's default options with some fields changed (validated)."""
+    return replace(gen.options, **changes)  # type: ignore[arg-type]

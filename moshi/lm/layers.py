@@ -1,0 +1,64 @@
+"""The LM's building blocks: float32 RMSNorm, SiLU-gated FFN, embeddings with a zero token."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..nn.attention import Attention
+
+ZERO_TOKEN = -1  # embeds to an exact zero vector (a stream with nothing in it)
+UNGENERATED_TOKEN = -2  # placeholder in the delay cache, never fed to the model
+
+
+class RMSNorm(nn.Module):
+    """x * alpha / sqrt(mean(x^2) + eps), computed in float32, returned in x's dtype."""
+
+    def __init__(self, dim: int, eps: float = 1e-8):
+        super().__init__()
+        self.eps = eps
+        self.alpha = nn.Parameter(torch.ones(1, 1, dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        xf = x.float()
+        var = self.eps + xf.pow(2).mean(dim=-1, keepdim=True)
+        return (xf * (self.alpha[0, 0].float() * torch.rsqrt(var))).to(x.dtype)
+
+
+class Gating(nn.Module):
+    """linear_out(silu(a) * b) where [a, b] = linear_in(x), a the first half."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.linear_in = nn.Linear(dim, 2 * hidden, bias=False)
+        self.linear_out = nn.Linear(hidden, dim, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        a, b = self.linear_in(x).chunk(2, dim=-1)
+        return self.linear_out(F.silu(a) * b)
+
+
+class Embedding(nn.Embedding):
+    """An embedding where ZERO_TOKEN (-1) gives an exact zero vector.
+
+    Other negative tokens are clamped to row 0 (as the reference does)."""
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        out = super().forward(tokens.clamp(min=0))
+        return out.masked_fill((tokens == ZERO_TOKEN)[..., None], 0.0)
+
+
+class TransformerLayer(nn.Module):
+    """x + attn(norm1(x)), then x + gating(norm2(x)); [B, T, D]."""
+
+    def __init__(self, dim: int, num_heads: int, hidden: int, context: int, max_period: float):
+        super().__init__()
+        self.norm1 = RMSNorm(dim)
+        self.self_attn = Attention(dim, num_heads, context, rope_max_period=max_period)
+        self.norm2 = RMSNorm(dim)
+        self.gating = Gating(dim, hidden)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.self_attn(self.norm1(x))
+        return x + self.gating(self.norm2(x))

@@ -1,0 +1,158 @@
+"""Moshi's multistream LM: the weights and the math, no sampling, no session state.
+
+At each 80 ms step the input is 1 + n_q tokens (text, then n_q audio streams), embedded
+and summed. The temporal transformer (causal over steps, bounded context) turns the sum
+into h; `text_linear` gives the next text token's logits; the depformer then gives the
+frame's dep_q audio tokens one codebook at a time. Streams are delayed relative to each
+other (acoustic codebooks one step after the semantic one); `forward` shows the
+alignment on whole sequences, `Generator` (generator.py) runs it step by step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .config import LMConfig
+from .depformer import Depformer, FrameCache
+from .layers import Embedding, RMSNorm, TransformerLayer
+
+
+@dataclass
+class LMOutput:
+    """Training-style outputs, aligned with the (undelayed) input codes."""
+
+    text_logits: Tensor  # [B, 1, T, text_card]
+    logits: Tensor  # [B, dep_q, T, card]
+    text_mask: Tensor  # [B, 1, T] bool, where text_logits are valid
+    mask: Tensor  # [B, dep_q, T] bool, where logits are valid (0 elsewhere)
+
+
+class TemporalTransformer(nn.Module):
+    def __init__(self, cfg: LMConfig):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            TransformerLayer(cfg.dim, cfg.num_heads, cfg.hidden, cfg.context, cfg.max_period)
+            for _ in range(cfg.num_layers)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+class LMModel(nn.Module):
+    """Parameter names follow Kyutai's `model.safetensors`."""
+
+    def __init__(self, config: LMConfig):
+        super().__init__()
+        cfg = self.config = config
+        self.emb = nn.ModuleList(Embedding(cfg.card + 1, cfg.dim) for _ in range(cfg.n_q))
+        self.text_emb = Embedding(cfg.text_card + 1, cfg.dim)
+        self.transformer = TemporalTransformer(cfg)
+        self.out_norm = RMSNorm(cfg.dim)
+        self.text_linear = nn.Linear(cfg.dim, cfg.text_card, bias=False)
+        if cfg.dep_q:
+            d = cfg.depformer_dim
+            self.depformer_in = nn.ModuleList(nn.Linear(cfg.dim, d, bias=False) for _ in range(cfg.dep_q))
+            self.depformer_text_emb = Embedding(cfg.text_card + 1, d)
+            self.depformer_emb = nn.ModuleList(Embedding(cfg.card + 1, d) for _ in range(cfg.dep_q - 1))
+            self.depformer = Depformer(cfg)
+            self.linears = nn.ModuleList(nn.Linear(d, cfg.card, bias=False) for _ in range(cfg.dep_q))
+        if cfg.extra_heads_num_heads:
+            self.extra_heads = nn.ModuleList(
+                nn.Linear(cfg.dim, cfg.extra_heads_dim, bias=False) for _ in range(cfg.extra_heads_num_heads)
+            )
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.text_linear.weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.text_linear.weight.device
+
+    def initial_tokens(self) -> Tensor:
+        """[1 + n_q]: the token each stream starts from (text_card, then card)."""
+        cfg = self.config
+        return torch.tensor([cfg.text_card] + [cfg.card] * cfg.n_q, device=self.device)
+
+    # -- one step's pieces -------------------------------------------------------------------
+    def embed(self, tokens: Tensor) -> Tensor:
+        """tokens [B, 1 + n_q, T] (text first) -> summed embeddings [B, T, dim]."""
+        x = self.emb[0](tokens[:, 1])
+        for k in range(1, self.config.n_q):
+            x = x + self.emb[k](tokens[:, 1 + k])
+        return x + self.text_emb(tokens[:, 0])
+
+    def temporal(self, tokens: Tensor) -> Tensor:
+        """tokens [B, 1 + n_q, T] -> h [B, T, dim] (after out_norm). Streams when the
+        transformer is in streaming mode (see nn/streaming.py)."""
+        return self.out_norm(self.transformer(self.embed(tokens)))
+
+    def depformer_step(self, k: int, h: Tensor, previous_token: Tensor, cache: FrameCache) -> Tensor:
+        """Logits [N, card] of audio codebook k. h [N, dim]: the frame's temporal output;
+        previous_token [N]: the frame's text token for k = 0, its audio token k - 1 after."""
+        emb = self.depformer_text_emb if k == 0 else self.depformer_emb[k - 1]
+        x = self.depformer_in[k](h) + emb(previous_token)
+        return self.linears[k](self.depformer(x, k, cache))
+
+    def extra_heads_probs(self, h: Tensor) -> list[Tensor]:
+        """Softmaxed extra heads (speech-to-text voice activity): h [..., dim] ->
+        a list of [..., extra_heads_dim]."""
+        return [torch.softmax(head(h).float(), dim=-1) for head in self.extra_heads]
+
+    # -- whole sequences (teacher forcing) ---------------------------------------------------
+    def forward(self, codes: Tensor) -> LMOutput:
+        """codes [B, 1 + n_q, T], not delayed (text, then audio streams) -> LMOutput.
+
+        The streams are delayed, an initial-token step is prepended, and the model predicts
+        step t from steps < t; the depformer reads the (delayed) targets of step t
+        before each codebook. Logits are then undelayed to line up with `codes`.
+        """
+        cfg = self.config
+        B, K, T = codes.shape
+        if cfg.num_streams != K:
+            raise ValueError(f"codes must have shape [B, {cfg.num_streams}, T], got {list(codes.shape)}")
+        initial = self.initial_tokens()[None, :, None].expand(B, K, 1)
+        delayed = delay_streams(codes, cfg.delays, initial)
+        h = self.temporal(torch.cat([initial, delayed[..., :-1]], dim=-1))  # [B, T, dim]
+        text_logits = self.text_linear(h)[:, None]  # [B, 1, T, text_card]
+        text_mask = torch.ones(B, 1, T, dtype=torch.bool, device=codes.device)
+        if not cfg.dep_q:
+            empty = h.new_zeros(B, 0, T, cfg.card)
+            return LMOutput(text_logits, empty, text_mask, torch.zeros(B, 0, T, dtype=torch.bool))
+        targets = delayed[:, : 1 + cfg.dep_q].transpose(1, 2).reshape(B * T, 1 + cfg.dep_q)
+        flat_h = h.reshape(B * T, -1)
+        cache = FrameCache.empty(cfg, B * T, flat_h)
+        logits = torch.stack(
+            [self.depformer_step(k, flat_h, targets[:, k], cache) for k in range(cfg.dep_q)], dim=1
+        )
+        logits = logits.view(B, T, cfg.dep_q, cfg.card).transpose(1, 2)  # [B, dep_q, T, card]
+        logits, mask = undelay_logits(logits, cfg.delays[1 : 1 + cfg.dep_q])
+        return LMOutput(text_logits, logits, text_mask, mask)
+
+
+def delay_streams(codes: Tensor, delays: tuple[int, ...], fill: Tensor) -> Tensor:
+    """Shift stream k right by delays[k] steps: codes [B, K, T], fill [B, K, 1] -> [B, K, T]."""
+    out = codes.clone()
+    for k, d in enumerate(delays):
+        if d:
+            out[:, k, d:] = codes[:, k, :-d]
+            out[:, k, :d] = fill[:, k]
+    return out
+
+
+def undelay_logits(logits: Tensor, delays: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+    """logits [B, K, T, V] of delayed streams -> (aligned logits with 0 where invalid,
+    validity mask [B, K, T])."""
+    B, K, T, _ = logits.shape
+    out = torch.zeros_like(logits)
+    mask = torch.zeros(B, K, T, dtype=torch.bool, device=logits.device)
+    for k, d in enumerate(delays):
+        out[:, k, : T - d] = logits[:, k, d:]
+        mask[:, k, : T - d] = True
+    return out, mask

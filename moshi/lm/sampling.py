@@ -1,0 +1,81 @@
+"""Token sampling: temperature, top-k, then a draw that needs no device sync.
+
+The draw is argmax(p / E) with E ~ Exp(1) i.i.d.: this picks index i with probability p_i
+(the "exponential race"), without `torch.multinomial`'s host round-trip. Each batch item
+has its own `torch.Generator`, so a conversation's tokens depend only on its own seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+MAX_TEMPERATURE = 5.0
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """Per-conversation sampling settings. Temperature 0 means greedy (argmax); top-k 0
+    (or above the vocabulary size) means the whole vocabulary. Seeds make a conversation
+    reproducible (None: random)."""
+
+    temp: float = 0.8  # audio tokens
+    top_k: int = 250
+    temp_text: float = 0.7
+    top_k_text: int = 25
+    text_seed: int | None = None
+    audio_seed: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("temp", "temp_text"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0.0 <= value <= MAX_TEMPERATURE:
+                raise ValueError(f"{name} must be a number in [0, {MAX_TEMPERATURE}], got {value!r}")
+        for name in ("top_k", "top_k_text"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        for name in ("text_seed", "audio_seed"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or not 0 <= value < 2**63):
+                raise ValueError(f"{name} must be an integer in [0, 2**63), got {value!r}")
+
+
+def make_generator(seed: int | None, device: torch.device) -> torch.Generator:
+    g = torch.Generator(device=device)
+    if seed is None:
+        g.seed()
+    else:
+        g.manual_seed(seed)
+    return g
+
+
+def sample(
+    logits: Tensor, temps: list[float], top_ks: list[int], generators: list[torch.Generator]
+) -> Tensor:
+    """One token per batch item: logits [B, V] -> [B] (int64).
+
+    temps, top_ks, generators: one per item, as Python values so that no device sync is
+    needed. Item b draws exactly top_k[b] exponentials from its own generator, so its
+    tokens do not depend on the other items of the batch."""
+    B, V = logits.shape
+    logits = logits.float()
+    greedy = logits.argmax(dim=-1)
+    if all(t <= 0 for t in temps):
+        return greedy
+    device = logits.device
+    ks = [k if 0 < k <= V else V for k in top_ks]
+    kmax = max(ks)
+    temp = torch.tensor([max(t, 1e-6) for t in temps], device=device)
+    probs, idx = torch.softmax(logits / temp[:, None], dim=-1).topk(kmax, dim=-1)  # [B, kmax], sorted
+    noise = torch.ones(B, kmax, device=device)
+    for b, (k, g) in enumerate(zip(ks, generators, strict=True)):
+        noise[b, :k].exponential_(generator=g)
+    if min(ks) < kmax:
+        probs = probs * (torch.arange(kmax, device=device) < torch.tensor(ks, device=device)[:, None])
+    tokens = idx.gather(-1, (probs / noise).argmax(dim=-1, keepdim=True))[:, 0]
+    if all(t > 0 for t in temps):
+        return tokens
+    return torch.where(torch.tensor([t <= 0 for t in temps], device=device), greedy, tokens)

@@ -1,0 +1,88 @@
+"""One model's files (LM weights, Mimi weights, text tokenizer, configs), wherever they live.
+
+Mirrors the model-selection flags of Kyutai's tools: a hub repo (`--hf-repo`) whose
+`config.json`, if any, names the files and says what the model is; explicit files
+(`--moshi-weight`, `--mimi-weight`, `--tokenizer`, `--config`) override it. A repo without
+`config.json` (the Moshi 7B repos) gets the released 7B configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .codec import Mimi, load_mimi
+from .hub import DEFAULT_REPO, locate
+from .lm import KyutaiConfig, LMModel, load_lm
+from .lm.text import TextTokenizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    config: KyutaiConfig
+    lm_weights: Path
+    mimi_weights: Path
+    tokenizer: Path
+    mimi_config: Path | None = None
+
+    @classmethod
+    def resolve(
+        cls,
+        hf_repo: str | None = DEFAULT_REPO,
+        moshi_weight: str | Path | None = None,
+        mimi_weight: str | Path | None = None,
+        tokenizer: str | Path | None = None,
+        config: str | Path | dict[str, Any] | None = None,
+    ) -> ModelFiles:
+        """Find (downloading when needed) every file of a model. Only the files that are
+        not given explicitly are looked up in `hf_repo`."""
+        base_dir: Path | None = None
+        if isinstance(config, dict):
+            kcfg = KyutaiConfig.parse(config)
+        elif config is not None:
+            path = locate(config, hf_repo)
+            base_dir = path.parent
+            kcfg = KyutaiConfig.load(path)
+        elif hf_repo is not None:
+            kcfg, found = KyutaiConfig.from_repo(hf_repo)
+            if found is None:
+                log.info("no config.json in %s: using the Moshi 7B configuration", hf_repo)
+        else:
+            kcfg = KyutaiConfig()
+
+        def find(explicit: str | Path | None, name: str) -> Path:
+            if explicit is not None:
+                return locate(explicit, hf_repo)
+            return locate(name, hf_repo, base_dir)
+
+        mimi_config = locate(kcfg.mimi_config_name, hf_repo, base_dir) if kcfg.mimi_config_name else None
+        return cls(
+            config=kcfg,
+            lm_weights=find(moshi_weight, kcfg.moshi_name),
+            mimi_weights=find(mimi_weight, kcfg.mimi_name),
+            tokenizer=find(tokenizer, kcfg.tokenizer_name),
+            mimi_config=mimi_config,
+        )
+
+    @property
+    def model_type(self) -> str:
+        return self.config.model_type
+
+    def load_lm(self, device: str | torch.device = "cpu", dtype: torch.dtype = torch.bfloat16) -> LMModel:
+        return load_lm(self.lm_weights, self.config, device=device, dtype=dtype)
+
+    def load_mimi(self, device: str | torch.device = "cpu", num_codebooks: int | None = None) -> Mimi:
+        """Mimi with as many codebooks as the LM reads (8 for Moshi, 32 for speech-to-text)."""
+        lm = self.config.lm
+        n = num_codebooks or max(lm.dep_q, lm.n_q - lm.dep_q)
+        return load_mimi(self.mimi_weights, self.mimi_config, num_codebooks=n, device=device)
+
+    def load_tokenizer(self) -> TextTokenizer:
+        lm = self.config.lm
+        return TextTokenizer(self.tokenizer, hidden_ids=(lm.text_end_padding_id, lm.text_padding_id))

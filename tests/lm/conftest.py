@@ -1,0 +1,27 @@
+import pytest
+
+from moshi.lm import load_lm
+from tests.helpers import FIXTURES, fixture_io
+
+MOSHI_TINY = FIXTURES / "moshi_lm_tiny"
+STT_TINY = FIXTURES / "stt_lm_tiny"
+
+
+@pytest.fixture(scope="session")
+def moshi_io():
+    return fixture_io("moshi_lm_tiny")
+
+
+@pytest.fixture(scope="session")
+def stt_io():
+    return fixture_io("stt_lm_tiny")
+
+
+@pytest.fixture(scope="session")
+def moshi_lm():
+    return load_lm(MOSHI_TINY / "weights.safetensors", MOSHI_TINY / "config.json")
+
+
+@pytest.fixture(scope="session")
+def stt_lm():
+    return load_lm(STT_TINY / "weights.safetensors", STT_TINY / "config.json")
