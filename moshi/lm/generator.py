@@ -16,6 +16,7 @@ sampled at step t - 1 with the acoustic tokens sampled at step t.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -23,6 +24,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
+from ..kernels.cuda_graph import CUDAGraphed
 from ..nn import streaming as st
 from .depformer import FrameCache
 from .layers import UNGENERATED_TOKEN
@@ -42,6 +44,8 @@ class _Session:
     options: list[SamplingOptions]
     text_rngs: list[torch.Generator]
     audio_rngs: list[torch.Generator]
+    frame: FrameCache  # the depformer's attention cache, reused every step
+    exec_mask: Tensor  # [B] bool, the mask CUDA graphs read
 
 
 class Generator:
@@ -67,12 +71,20 @@ class Generator:
         top_k: int = 250,
         top_k_text: int = 25,
         seed: int | None = None,
+        cuda_graphs: bool = True,
     ):
         self.model = model
         self.options = SamplingOptions(temp, top_k, temp_text, top_k_text, seed, seed)
         cfg = model.config
         self._delays = torch.tensor(cfg.delays, device=model.device)
         self._session: _Session | None = None
+        # On CUDA, the transformer pass and each depformer sub-step replay as CUDA graphs.
+        self.cuda_graphs = cuda_graphs and model.device.type == "cuda"
+        self._temporal = CUDAGraphed(self._temporal_step, self.cuda_graphs)
+        self._depformer = [
+            CUDAGraphed(functools.partial(self._depformer_step, k), self.cuda_graphs)
+            for k in range(cfg.dep_q)
+        ]
 
     # -- session lifetime ----------------------------------------------------------------------
     @contextmanager
@@ -90,7 +102,15 @@ class Generator:
                 options=[self.options] * batch_size,
                 text_rngs=[make_generator(self.options.text_seed, device) for _ in range(batch_size)],
                 audio_rngs=[make_generator(self.options.audio_seed, device) for _ in range(batch_size)],
+                frame=FrameCache.empty(
+                    cfg, batch_size, torch.empty(0, dtype=self.model.dtype, device=device)
+                ),
+                exec_mask=torch.ones(batch_size, dtype=torch.bool, device=device),
             )
+            if self.cuda_graphs:  # graphs read the mask from a fixed address
+                st.set_exec_mask(self.model, batch_size, self._session.exec_mask)
+            for fn in [self._temporal, *self._depformer]:
+                fn.reset()
             try:
                 yield
             finally:
@@ -115,7 +135,11 @@ class Generator:
     def set_exec_mask(self, mask: Tensor | None) -> None:
         """Items where `mask` [B] is False skip the next steps: no state changes, output -1."""
         s = self._require()
-        st.set_exec_mask(self.model, s.batch_size, mask)
+        if self.cuda_graphs:
+            st.set_exec_mask(self.model, s.batch_size, s.exec_mask)  # checks, keeps the address
+            s.exec_mask.copy_(True if mask is None else mask)
+        else:
+            st.set_exec_mask(self.model, s.batch_size, mask)
         s.executing = [True] * s.batch_size if mask is None else [bool(m) for m in mask.tolist()]
 
     def set_options(self, options: SamplingOptions, item: int | None = None) -> None:
@@ -173,20 +197,15 @@ class Generator:
         inputs = torch.where(not_started, model.initial_tokens()[None, :, None], inputs)
 
         # 3. Temporal transformer, text token, then the depformer's audio tokens.
-        h = model.temporal(inputs)[:, 0]  # [B, dim]
+        h, text_logits = self._temporal(inputs)  # [B, dim], [B, text_card]
         text = sample(
-            model.text_linear(h),
-            [o.temp_text for o in s.options],
-            [o.top_k_text for o in s.options],
-            s.text_rngs,
+            text_logits, [o.temp_text for o in s.options], [o.top_k_text for o in s.options], s.text_rngs
         )
         generated = [text]
-        if cfg.dep_q:
-            frame = FrameCache.empty(cfg, B, h)
-            temps, top_ks = [o.temp for o in s.options], [o.top_k for o in s.options]
-            for k in range(cfg.dep_q):
-                logits = model.depformer_step(k, h, generated[-1], frame)
-                generated.append(sample(logits, temps, top_ks, s.audio_rngs))
+        temps, top_ks = [o.temp for o in s.options], [o.top_k for o in s.options]
+        for k in range(cfg.dep_q):
+            logits = self._depformer[k](h, generated[-1])
+            generated.append(sample(logits, temps, top_ks, s.audio_rngs))
         heads = (
             [p[:, None] for p in model.extra_heads_probs(h)]
             if want_heads and cfg.extra_heads_num_heads
@@ -215,6 +234,15 @@ class Generator:
             device=s.cache.device,
         )
         return torch.where(ready[:, None, None], frame_tokens, NO_TOKEN), heads
+
+    def _temporal_step(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
+        """inputs [B, 1 + n_q, 1] -> h [B, dim], text logits [B, text_card]."""
+        h = self.model.temporal(inputs)[:, 0]
+        return h, self.model.text_linear(h)
+
+    def _depformer_step(self, k: int, h: Tensor, previous_token: Tensor) -> Tensor:
+        """Logits [B, card] of codebook k (the frame cache holds sub-steps < k)."""
+        return self.model.depformer_step(k, h, previous_token, self._require().frame)
 
     def _check_user_codes(self, codes: Tensor, batch_size: int) -> None:
         cfg = self.model.config
