@@ -1,0 +1,1 @@
+"""The `moshi` command line: one module per subcommand, sharing model selection flags."""

@@ -1,0 +1,72 @@
+"""What every subcommand shares: model selection flags (Kyutai's names), device and dtype,
+and how user errors end the program (one line on stderr, non-zero exit)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from ..models import ModelFiles
+
+DIALOGUE_REPO = "kyutai/moshiko-pytorch-bf16"
+STT_REPO = "kyutai/stt-1b-en_fr"
+TTS_REPO = "kyutai/tts-1.6b-en_fr"
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+class UserError(Exception):
+    """A problem with the user's input: printed as one line, exit code 1 (no traceback)."""
+
+
+def add_model_args(parser: argparse.ArgumentParser, default_repo: str) -> None:
+    g = parser.add_argument_group("model selection (the same flags as Kyutai's tools)")
+    g.add_argument("--hf-repo", default=default_repo, help="Hugging Face repo holding the model files")
+    g.add_argument("--moshi-weight", help="LM weights: local path, file:// URI, hf://owner/repo/file")
+    g.add_argument("--mimi-weight", help="Mimi codec weights (same forms)")
+    g.add_argument("--tokenizer", help="SentencePiece text tokenizer (same forms)")
+    g.add_argument(
+        "--config",
+        help="Kyutai config.json (file names in it may be hub names, paths relative to it, or file:// URIs)",
+    )
+    g.add_argument(
+        "--device", default=None, help="cuda, cuda:N or cpu (default: cuda when available, else cpu)"
+    )
+    g.add_argument(
+        "--dtype",
+        choices=sorted(DTYPES),
+        default=None,
+        help="LM weights dtype (default: bfloat16 on cuda, float32 on cpu); Mimi always runs in float32",
+    )
+
+
+def device_of(args: argparse.Namespace) -> torch.device:
+    name = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise UserError(f"unknown device {name!r}: use cpu, cuda or cuda:N") from e
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for, but no CUDA GPU is available (try --device cpu)")
+    return device
+
+
+def dtype_of(args: argparse.Namespace, device: torch.device) -> torch.dtype:
+    if args.dtype is not None:
+        return DTYPES[args.dtype]
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def model_files(args: argparse.Namespace) -> ModelFiles:
+    """Resolve (and download when needed) the model files the flags name."""
+    try:
+        return ModelFiles.resolve(
+            hf_repo=args.hf_repo,
+            moshi_weight=args.moshi_weight,
+            mimi_weight=args.mimi_weight,
+            tokenizer=args.tokenizer,
+            config=Path(args.config) if args.config and "://" not in args.config else args.config,
+        )
+    except (FileNotFoundError, ValueError) as e:
+        raise UserError(str(e)) from e

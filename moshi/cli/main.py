@@ -1,0 +1,57 @@
+"""`moshi`: talk with Moshi, run it on files, transcribe, serve it.
+
+Each subcommand lives in its own module with `add_parser(subparsers)`, which registers its
+options and sets `run=function(args) -> int`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from .common import UserError
+
+# Subcommand modules, in the order `moshi --help` lists them.
+SUBCOMMANDS = ["serve", "chat", "infer", "transcribe", "speak", "bench"]
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="moshi",
+        description="Moshi in Python: full-duplex spoken dialogue, speech-to-text and text-to-speech "
+        "with Kyutai's released models.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"moshi.cli.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"moshi.cli.{name}":
+                continue  # not written yet
+            raise
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(args.run(args) or 0)
+    except UserError as e:
+        if args.debug:
+            raise
+        print(f"moshi {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
