@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -118,7 +119,7 @@ def main() -> None:
             capture_output=True,
             text=True,
             check=True,
-            env={"THREADS": str(args.threads), "PATH": ""},
+            env={**os.environ, "THREADS": str(args.threads)},
         )
         for text in out.stdout.splitlines():
             ref = json.loads(text)
