@@ -42,8 +42,13 @@ REFERENCE_SCRIPT = REPO.parent / "shared" / "peer" / "bench_reference.py"
 
 def random_model(preset: str, device: str, dtype: torch.dtype) -> LMModel:
     cfg = LMConfig(**PRESETS[preset])
-    with torch.device(device):
-        model = LMModel(cfg).to(dtype)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # build directly in dtype: no float32 copy of a 7B model
+    try:
+        with torch.device(device):
+            model = LMModel(cfg)
+    finally:
+        torch.set_default_dtype(default)
     for p in model.parameters():
         torch.nn.init.normal_(p, std=0.02)
     return model.eval()
