@@ -7,8 +7,10 @@ decode: codes -> RVQ centroids -> depthwise stride-2 transposed conv (25 Hz) -> 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import ParamSpec, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +22,27 @@ from .conv import CausalConv1d, CausalConvTranspose1d
 from .quantizer import SplitResidualVQ
 from .seanet import SEANetDecoder, SEANetEncoder
 from .transformer import CodecTransformer
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def full_float32(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run `fn` with true float32 convolutions and matmuls on CUDA: cuDNN uses TF32 for
+    convolutions by default on recent GPUs, which is ~1e-3 off, too far for codec parity."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        cudnn = torch.backends.cudnn
+        with cudnn.flags(cudnn.enabled, cudnn.benchmark, deterministic=cudnn.deterministic, allow_tf32=False):
+            previous = torch.get_float32_matmul_precision()
+            torch.set_float32_matmul_precision("highest")
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                torch.set_float32_matmul_precision(previous)
+
+    return wrapper
 
 
 class Mimi(nn.Module):
@@ -74,6 +97,7 @@ class Mimi(nn.Module):
 
     # -- encode / decode -------------------------------------------------------------------
     @torch.no_grad()
+    @full_float32
     def encode_to_latent(self, pcm: Tensor) -> Tensor:
         """pcm [B, 1, T] -> unquantized latent [B, dimension, F]. Offline, T is right-padded
         with zeros to whole frames; streaming, T must be a positive multiple of frame_size."""
@@ -96,6 +120,7 @@ class Mimi(nn.Module):
         return self.quantizer.decode(codes)
 
     @torch.no_grad()
+    @full_float32
     def decode(self, codes: Tensor) -> Tensor:
         """codes [B, K, F] -> pcm [B, 1, F * frame_size]."""
         x = self.upsample(self.decode_latent(codes))
