@@ -10,6 +10,7 @@ import argparse
 import importlib
 import logging
 import sys
+from typing import NoReturn
 
 from .common import UserError
 
@@ -17,8 +18,16 @@ from .common import UserError
 SUBCOMMANDS = ["serve", "chat", "infer", "transcribe", "speak", "bench"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage mistake ends in one line on stderr (exit code 2) that points to --help; the
+    subcommands' parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="moshi",
         description="Moshi in Python: full-duplex spoken dialogue, speech-to-text and text-to-speech "
         "with Kyutai's released models.",

@@ -1,0 +1,209 @@
+"""`moshi chat`: talk with Moshi in the terminal, locally or through a server."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from ..audio import write_wav
+from ..lm.config import KyutaiConfig
+from ..stream.engine import Engine
+from .audio_io import AudioIO, FileAudio, SoundCard, import_sounddevice
+from .common import DIALOGUE_REPO, UserError, add_model_args
+from .files import check_outputs, read_inputs
+from .loading import load, resolve_dialogue
+from .options import add_force_arg, add_sampling_args, add_subcommand, sampling_options
+
+STATUS_EVERY_SECONDS = 2.0  # audio problems are reported at most this often
+
+DESCRIPTION = """\
+Full-duplex voice chat in the terminal: speak into the microphone and Moshi answers
+through the speakers, both at once, while what Moshi says is printed as it speaks. The
+model runs on this machine, or on a server with --url (this project's `moshi serve` or
+Kyutai's: the same protocol). Audio problems are reported on stderr: "underrun" when
+Moshi's audio came too late to play (the model or the network is slower than real time),
+"lagging" when the model fell behind the microphone and old input was dropped.
+
+Ctrl-C ends the conversation; with --save, it is written to a wav file (stereo: you on
+the left channel, Moshi on the right).
+
+--input-file/--output-file replace the sound card with files: the input file plays the
+microphone's part (as fast as the model runs; in real time with --url) and Moshi's voice
+is written to the output file.
+
+With --url, the sampling flags given are sent to the server (which may cap them); the
+model flags are for the local model only.
+"""
+
+EXAMPLES = """\
+examples:
+  moshi chat
+  moshi chat --save conversation.wav
+  moshi chat --url wss://gpu-box:8998 --insecure
+  moshi chat --input-file question.wav --output-file reply.wav
+"""
+
+
+def add_parser(subparsers: Any) -> None:
+    p = add_subcommand(subparsers, "chat", "voice chat with Moshi in the terminal", DESCRIPTION, EXAMPLES)
+    g = p.add_argument_group("where Moshi runs")
+    g.add_argument(
+        "--url",
+        help="ws:// or wss:// address of a server, e.g. ws://host:8998 (http(s):// works too; the path "
+        "defaults to /api/chat); without it, the model runs here",
+    )
+    g.add_argument("--auth-token", help="token for servers that ask for one (with --url)")
+    g.add_argument("--insecure", action="store_true", help="accept a self-signed certificate (wss://)")
+    a = p.add_argument_group("audio")
+    a.add_argument("--input-device", type=_device, help="microphone: index or name (see --list-devices)")
+    a.add_argument("--output-device", type=_device, help="speakers: index or name (see --list-devices)")
+    a.add_argument("--list-devices", action="store_true", help="list the sound devices and exit")
+    a.add_argument(
+        "--save",
+        metavar="WAV",
+        help="write the conversation there at the end (stereo: you left, Moshi right)",
+    )
+    a.add_argument("--input-file", metavar="AUDIO", help="play this file instead of the microphone")
+    a.add_argument("--output-file", metavar="WAV", help="write Moshi's voice here instead of playing it")
+    add_force_arg(p)
+    add_sampling_args(p)
+    add_model_args(p, DIALOGUE_REPO)
+    p.set_defaults(run=run)
+
+
+def _device(value: str) -> int | str:
+    return int(value) if value.isdigit() else value
+
+
+class Printer:
+    """Moshi's words on stdout as they come; audio problems on stderr, on their own line."""
+
+    def __init__(self, out: TextIO | None = None, err: TextIO | None = None):
+        self.out, self.err = out or sys.stdout, err or sys.stderr
+        self._line_open = False
+        self._last = (0, 0)
+        self._reported_at = 0.0
+
+    def text(self, piece: str) -> None:
+        self.out.write(piece)
+        self.out.flush()
+        self._line_open = True
+
+    def status(self, message: str) -> None:
+        if self._line_open and self.out.isatty() and self.err.isatty():
+            self.out.write("\n")
+            self.out.flush()
+            self._line_open = False
+        self.err.write(f"[{message}]\n")
+        self.err.flush()
+
+    def audio_problems(self, counters: tuple[int, int], final: bool = False) -> None:
+        """Report new underruns / dropped frames (rate-limited, unless `final`)."""
+        now = time.monotonic()
+        if counters == self._last or (not final and now - self._reported_at < STATUS_EVERY_SECONDS):
+            return
+        underruns, dropped = (c - p for c, p in zip(counters, self._last, strict=True))
+        parts = [f"underrun x{underruns}: Moshi's audio came late"] if underruns else []
+        parts += [f"lagging: dropped {dropped} input frames"] if dropped else []
+        self.status("; ".join(parts))
+        self._last, self._reported_at = counters, now
+
+    def end(self) -> None:
+        if self._line_open:
+            self.out.write("\n")
+            self.out.flush()
+
+
+class Recorder:
+    """Both voices, for --save: stereo, the user left and Moshi right."""
+
+    def __init__(self) -> None:
+        self.user: list[np.ndarray] = []
+        self.moshi: list[np.ndarray] = []
+
+    def save(self, path: Path) -> None:
+        user = np.concatenate(self.user) if self.user else np.zeros(0, dtype=np.float32)
+        moshi = np.concatenate(self.moshi) if self.moshi else np.zeros(0, dtype=np.float32)
+        stereo = np.zeros((max(len(user), len(moshi)), 2), dtype=np.float32)
+        stereo[: len(user), 0], stereo[: len(moshi), 1] = user, moshi
+        write_wav(path, stereo)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list_devices:
+        print(import_sounddevice().query_devices())
+        return 0
+    if (args.input_file is None) != (args.output_file is None):
+        raise UserError("--input-file and --output-file go together (they replace the sound card)")
+    if args.url is not None:
+        if not args.url.startswith(("ws://", "wss://", "http://", "https://")):
+            raise UserError(f"--url must start with ws:// or wss:// (or http(s)://), got {args.url!r}")
+        sampling_options(args, KyutaiConfig())  # the flags' values are checked here too
+    outputs = [Path(p) for p in (args.save, args.output_file) if p is not None]
+    check_outputs(outputs, args.force)
+    pcm = read_inputs([args.input_file])[0].pcm if args.input_file else None
+
+    # The sound card is opened first: no point loading a model for a machine that cannot play it.
+    audio = _audio(args, pcm, realtime=args.url is not None)
+    try:
+        if args.url is not None:
+            from .chat_remote import chat_remote
+
+            return _conversation(args, audio, lambda p, r: chat_remote(args, audio, p, r))
+
+        files = resolve_dialogue(args)
+        options = sampling_options(args, files.config)
+        model = load(args, files)
+        with Engine(model.mimi, model.lm, model.tokenizer, max_sessions=1, options=options) as engine:
+            if audio.realtime:
+                engine.warmup()
+            return _conversation(args, audio, lambda p, r: chat_local(engine, audio, p, r))
+    finally:
+        audio.close()
+
+
+def _audio(args: argparse.Namespace, pcm: np.ndarray | None, realtime: bool) -> AudioIO:
+    if pcm is None:
+        return SoundCard(args.input_device, args.output_device)
+    # One silent frame after the input: Moshi's audio comes one frame late.
+    return FileAudio(pcm, Path(args.output_file), realtime=realtime, tail_frames=1)
+
+
+def _conversation(args: argparse.Namespace, audio: AudioIO, talk: Callable[[Printer, Recorder], None]) -> int:
+    """Run `talk(printer, recorder)` until the input ends or Ctrl-C, then save."""
+    printer, recorder = Printer(), Recorder()
+    if audio.realtime and sys.stderr.isatty():
+        printer.status("talk to Moshi; Ctrl-C to end")
+    try:
+        audio.start()
+        talk(printer, recorder)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        audio.close()
+        printer.end()
+        printer.audio_problems(audio.counters(), final=True)
+    audio.finish()
+    if args.save is not None:
+        recorder.save(Path(args.save))
+    return 0
+
+
+def chat_local(engine: Engine, audio: AudioIO, printer: Printer, recorder: Recorder) -> None:
+    """The model here: one engine slot, one step per 80 ms of microphone."""
+    slot = engine.open_slot()
+    while (frame := audio.read()) is not None:
+        out = engine.step({slot: frame})[slot]
+        recorder.user.append(frame)
+        if out.pcm is not None:
+            audio.write(out.pcm)
+            recorder.moshi.append(out.pcm)
+        if out.text:
+            printer.text(out.text)
+        printer.audio_problems(audio.counters())

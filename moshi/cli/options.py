@@ -1,0 +1,80 @@
+"""Options shared by `chat`, `infer` and `transcribe`: help formatting, sampling flags."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..lm.config import KyutaiConfig
+from ..lm.sampling import SamplingOptions
+from .common import UserError
+
+SAMPLING_FIELDS = ("temp", "temp_text", "top_k", "top_k_text")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows defaults (but not the empty ones: None, False) and keeps descriptions' line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def add_subcommand(
+    subparsers: Any, name: str, help: str, description: str, epilog: str | None = None
+) -> argparse.ArgumentParser:
+    return subparsers.add_parser(
+        name, help=help, description=description, epilog=epilog, formatter_class=HelpFormatter
+    )
+
+
+def add_force_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force", action="store_true", help="overwrite output files that exist")
+
+
+def add_sampling_args(parser: argparse.ArgumentParser) -> None:
+    d = SamplingOptions()
+    g = parser.add_argument_group(
+        "sampling (each default: the model's lm_gen_config when it sets the value, else the value shown)"
+    )
+    g.add_argument(
+        "--temp", type=float, metavar="T", help=f"audio tokens' temperature, 0 = greedy (else {d.temp})"
+    )
+    g.add_argument(
+        "--temp-text",
+        type=float,
+        metavar="T",
+        help=f"text tokens' temperature, 0 = greedy (else {d.temp_text})",
+    )
+    g.add_argument(
+        "--top-k", type=int, metavar="K", help=f"audio tokens: sample among the K likeliest (else {d.top_k})"
+    )
+    g.add_argument(
+        "--top-k-text",
+        type=int,
+        metavar="K",
+        help=f"text tokens: sample among the K likeliest (else {d.top_k_text})",
+    )
+    g.add_argument(
+        "--seed", type=int, metavar="N", help="seed, for reproducible sampling (default: a random one)"
+    )
+
+
+def sampling_options(args: argparse.Namespace, config: KyutaiConfig) -> SamplingOptions:
+    """Flags first, then the model's `lm_gen_config`, then `SamplingOptions`' defaults."""
+    defaults = SamplingOptions()
+    values: dict[str, Any] = {}
+    source: dict[str, str] = {}
+    for name in SAMPLING_FIELDS:
+        value = getattr(args, name)
+        source[name] = "--" + name.replace("_", "-")
+        if value is None and name in config.lm_gen_config:
+            value, source[name] = config.lm_gen_config[name], f"the model's lm_gen_config.{name}"
+        values[name] = getattr(defaults, name) if value is None else value
+    source["text_seed"] = source["audio_seed"] = "--seed"
+    try:
+        return SamplingOptions(**values, text_seed=args.seed, audio_seed=args.seed)
+    except ValueError as e:
+        field, _, rest = str(e).partition(" ")
+        raise UserError(f"{source.get(field, field)} {rest}") from e

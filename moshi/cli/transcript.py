@@ -1,0 +1,157 @@
+"""Timed words from a stream of text tokens (one per 80 ms step), and their output formats.
+
+Kyutai's models write a text token at every step: PAD while no word is said, END_OF_PADDING
+(token 0) just before a word starts, then the word's pieces. A word therefore starts at
+token 0 or at a piece that begins with a space mark ("▁"). Its start is the step of its
+first piece, moved back by `shift` seconds (the text's delay behind the audio, plus any
+silence put before the input); it ends where the next word starts, the last word one step
+after its last piece. Times are clamped to [0, duration] of the input, so they are
+monotonic and inside the audio.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..lm.text import TextTokenizer
+
+MAX_CUE_CHARS = 42  # subtitles: a cue holds at most this much text,
+MAX_CUE_SECONDS = 5.0  # and lasts at most this long
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    start: float  # seconds of the input
+    end: float
+
+
+@dataclass(frozen=True)
+class Transcript:
+    words: list[Word]
+    end_of_turn: list[float] | None = field(default=None)  # seconds; None unless asked for
+
+    @property
+    def text(self) -> str:
+        return " ".join(w.text for w in self.words)
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "text": self.text,
+            "words": [{"text": w.text, "start": w.start, "end": w.end} for w in self.words],
+        }
+        if self.end_of_turn is not None:
+            out["end_of_turn"] = self.end_of_turn
+        return out
+
+
+def timed_words(
+    tokens: Sequence[int],
+    tokenizer: TextTokenizer,
+    *,
+    frame_rate: float,
+    shift: float,
+    duration: float,
+    end_of_padding_id: int = 0,
+) -> list[Word]:
+    """tokens[t]: the text token of step t -> words with times in seconds of the input."""
+    groups: list[tuple[int, int, list[int]]] = []  # first step, last step, tokens
+    boundary = True
+    for t, token in enumerate(tokens):
+        if token == end_of_padding_id:
+            boundary = True
+            continue
+        piece = tokenizer.piece(token)
+        if piece is None:  # padding (or outside the vocabulary)
+            continue
+        if boundary or not groups or piece.startswith(" "):
+            groups.append((t, t, [token]))
+        else:
+            first, _, toks = groups[-1]
+            groups[-1] = (first, t, [*toks, token])
+        boundary = False
+
+    def clamp(seconds: float) -> float:
+        return min(max(round(seconds, 3), 0.0), duration)
+
+    named = [(first, last, tokenizer.decode(toks).strip()) for first, last, toks in groups]
+    named = [g for g in named if g[2]]
+    words = []
+    for i, (first, last, text) in enumerate(named):
+        start = clamp(first / frame_rate - shift)
+        end_step = named[i + 1][0] if i + 1 < len(named) else last + 1
+        words.append(Word(text, start, max(start, clamp(end_step / frame_rate - shift))))
+    return words
+
+
+# -- formats ---------------------------------------------------------------------------------
+FORMATS = ("txt", "json", "srt", "vtt")
+
+
+def render(t: Transcript, fmt: str) -> str:
+    if fmt == "txt":
+        return _txt(t)
+    if fmt == "json":
+        return json.dumps(t.to_dict(), ensure_ascii=False) + "\n"
+    if fmt in ("srt", "vtt"):
+        return _subtitles(t, fmt)
+    raise ValueError(f"unknown format {fmt!r}: choose from {', '.join(FORMATS)}")
+
+
+def _txt(t: Transcript) -> str:
+    """The text; with end-of-turn times, one line per turn."""
+    if not t.end_of_turn:
+        return t.text + "\n"
+    return "\n".join(" ".join(w.text for w in turn) for turn in _split(t.words, t.end_of_turn)) + "\n"
+
+
+def _split(words: list[Word], breaks: list[float]) -> list[list[Word]]:
+    """Words cut into runs at the given times (a word starting at or after a break opens a run)."""
+    runs: list[list[Word]] = [[]]
+    pending = sorted(breaks)
+    for w in words:
+        if pending and w.start >= pending[0] and runs[-1]:
+            runs.append([])
+        while pending and w.start >= pending[0]:
+            pending.pop(0)
+        runs[-1].append(w)
+    return [r for r in runs if r]
+
+
+def cues(t: Transcript) -> list[Word]:
+    """Subtitle cues: words grouped up to MAX_CUE_CHARS / MAX_CUE_SECONDS, never across a turn."""
+    out: list[Word] = []
+    for run in _split(t.words, t.end_of_turn or []):
+        cue: list[Word] = []
+        for w in run:
+            text = " ".join(x.text for x in [*cue, w])
+            if cue and (len(text) > MAX_CUE_CHARS or w.end - cue[0].start > MAX_CUE_SECONDS):
+                out.append(_join(cue))
+                cue = []
+            cue.append(w)
+        if cue:
+            out.append(_join(cue))
+    return out
+
+
+def _join(words: list[Word]) -> Word:
+    return Word(" ".join(w.text for w in words), words[0].start, words[-1].end)
+
+
+def _stamp(seconds: float, sep: str) -> str:
+    ms = round(seconds * 1000)
+    h, ms = divmod(ms, 3_600_000)
+    m, ms = divmod(ms, 60_000)
+    s, ms = divmod(ms, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def _subtitles(t: Transcript, fmt: str) -> str:
+    sep = "," if fmt == "srt" else "."
+    blocks = ["WEBVTT\n"] if fmt == "vtt" else []
+    for i, c in enumerate(cues(t), 1):
+        number = f"{i}\n" if fmt == "srt" else ""
+        blocks.append(f"{number}{_stamp(c.start, sep)} --> {_stamp(c.end, sep)}\n{c.text}\n")
+    return "\n".join(blocks)
