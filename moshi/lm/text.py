@@ -9,7 +9,8 @@ SPACE_MARK = "\u2581"  # SentencePiece's "▁": a word starts here
 
 class TextTokenizer:
     """A SentencePiece model, with `piece(token)` giving what to display for one token:
-    the piece with "▁" shown as a space, or None for padding tokens (PAD, end-of-padding)."""
+    the piece with "▁" shown as a space, or None for padding tokens (PAD, end-of-padding)
+    and control pieces."""
 
     def __init__(self, path: str | Path, hidden_ids: tuple[int, ...] = (0, 3)):
         import sentencepiece
@@ -31,8 +32,9 @@ class TextTokenizer:
         return list(self.sp.encode(text, out_type=int))
 
     def piece(self, token: int) -> str | None:
-        """The displayable text of one token, None for padding or out-of-vocabulary ids."""
-        if token in self.hidden_ids or not 0 <= token < self.vocab_size:
+        """The displayable text of one token; None for padding, control pieces such as
+        `</s>`, and out-of-vocabulary ids."""
+        if token in self.hidden_ids or not 0 <= token < self.vocab_size or self.sp.is_control(token):
             return None
         return self.sp.id_to_piece(token).replace(SPACE_MARK, " ")
 

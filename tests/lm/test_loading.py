@@ -203,6 +203,7 @@ def test_text_pieces():
     assert tok.piece(3) is None and tok.piece(0) is None  # PAD and end-of-padding never shown
     assert tok.piece(5) == " hokopily" and tok.piece(4) == " qu"
     assert tok.piece(100) is None
+    assert tok.piece(2) is None and tok.piece(1) is None  # </s>, <s>: control pieces
     assert tok.decode([3, 5, 0, 4, 3]) == "hokopily qu"
     assert tok.encode("hokopily qu") == [5, 4]
 

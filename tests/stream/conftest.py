@@ -11,7 +11,9 @@ from tests.helpers import FIXTURES
 @pytest.fixture(scope="session")
 def tiny_parts():
     """The tiny dialogue models: LM, codec, 100-piece tokenizer (all fixtures)."""
-    lm = load_lm(FIXTURES / "moshi_lm_tiny" / "weights.safetensors", FIXTURES / "moshi_lm_tiny" / "config.json")
+    lm = load_lm(
+        FIXTURES / "moshi_lm_tiny" / "weights.safetensors", FIXTURES / "moshi_lm_tiny" / "config.json"
+    )
     mimi = load_mimi(FIXTURES / "mimi_tiny" / "weights.safetensors", FIXTURES / "mimi_tiny" / "config.json")
     return mimi, lm, TextTokenizer(FIXTURES / "tiny_spm_100.model")
 
