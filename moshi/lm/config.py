@@ -17,6 +17,7 @@ from typing import Any
 
 from ..config_reader import ConfigReader
 from ..hub import try_hf_download
+from .conditioners import ConditionerConfig, FuserConfig, check_fuser, parse_conditioners, parse_fuser
 
 MOSHI_7B_DELAYS = (0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1)
 
@@ -49,6 +50,10 @@ class LMConfig:
     depformer_num_layers: int = 6
     extra_heads_num_heads: int = 0  # e.g. speech-to-text voice-activity heads
     extra_heads_dim: int = 6
+    # Conditioning (text-to-speech): see conditioners.py and cross_attention.py.
+    conditioners: tuple[ConditionerConfig, ...] = ()
+    fuser: FuserConfig | None = None
+    cross_attention: bool = False  # a cross-attention block in every temporal layer
 
     def __post_init__(self) -> None:
         if len(self.delays) != 1 + self.n_q:
@@ -59,6 +64,7 @@ class LMConfig:
             raise ValueError("delays must be >= 0")
         if self.dim % self.num_heads or self.depformer_dim % self.depformer_num_heads:
             raise ValueError("model widths must be multiples of their head counts")
+        check_fuser(self.conditioners, self.fuser, self.cross_attention)
 
     @property
     def num_streams(self) -> int:
@@ -81,6 +87,9 @@ class LMConfig:
     @property
     def depformer_hidden(self) -> int:
         return gating_hidden(self.depformer_dim, self.depformer_dim_feedforward)
+
+    def conditioner(self, name: str) -> ConditionerConfig | None:
+        return next((c for c in self.conditioners if c.name == name), None)
 
     @property
     def text_initial_token(self) -> int:
@@ -115,12 +124,13 @@ class KyutaiConfig:
         """From a dict, a json path, or None (the released Moshi 7B)."""
         if config is None:
             return cls()
-        if not isinstance(config, dict):
-            try:
-                config = json.loads(Path(config).read_text())
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{config} is not valid JSON: {e}") from e
-        return cls.parse(config)
+        if isinstance(config, dict):
+            return cls.parse(config)
+        try:
+            data = json.loads(Path(config).read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{config} is not valid JSON: {e}") from e
+        return cls.parse(data)
 
     @classmethod
     def from_repo(cls, repo: str) -> tuple[KyutaiConfig, Path | None]:
@@ -208,12 +218,13 @@ class KyutaiConfig:
             r.require(key, supported)
         for key in ("lora_rank", "lora_scaling"):  # meaningful only with lora, refused above
             r.pop(key)
-        # Conditioning (TTS, Hibiki): not part of this model yet.
-        for key in ("conditioners", "fuser", "cross_attention"):
-            if r.data.get(key):
-                raise ValueError(
-                    f"config.{key} (conditioning / cross-attention, used by TTS models) is not supported"
-                )
-            r.pop(key)
+        # Conditioning (text-to-speech): typed, checked against each other in LMConfig.
+        if r.data.get("conditioners"):
+            lm["conditioners"] = parse_conditioners(r.pop("conditioners"))
+        if r.data.get("fuser"):
+            lm["fuser"] = parse_fuser(r.pop("fuser"))
+        lm["cross_attention"] = bool(r.pop("cross_attention", False))
+        r.pop("conditioners")
+        r.pop("fuser")
         r.warn_unknown()
         return cls(lm=LMConfig(**lm), raw=dict(config), **extras)

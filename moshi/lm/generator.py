@@ -12,12 +12,22 @@ model sees that stream's initial token instead. In particular the first step see
 initial tokens, and returns nothing: its acoustic tokens belong to the frame of step 1.
 From step 1 on, `step` returns the frame of step t - 1: the text and semantic tokens
 sampled at step t - 1 with the acoustic tokens sampled at step t.
+
+Text-to-speech uses a few more options. `conditions` (per item: a voice, a CFG level...)
+feed the model's conditioners. `cfg_coef != 1` runs classifier-free guidance: each item
+takes two batch rows, the second (null) with every condition dropped, and the logits of
+every audio codebook are null + (cond - null) * cfg_coef. The text logits are guided the
+same way, except with `cfg_no_text` (what Kyutai's TTS does): then the null rows' text
+input is zeroed and the text comes from the conditioned rows alone. `on_text` may
+replace the sampled text token of each item before the depformer reads it (the TTS word
+feeder). `audio_delay_steps = d` makes audio token k the zero token while
+step < d + delays[k] (audio lags text), and skips the depformer while step < d.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
@@ -26,12 +36,14 @@ from torch import Tensor
 
 from ..kernels.cuda_graph import CUDAGraphed
 from ..nn import streaming as st
+from .conditioners import ConditionValues, drop_all
 from .depformer import FrameCache
-from .layers import UNGENERATED_TOKEN
+from .layers import UNGENERATED_TOKEN, ZERO_TOKEN
 from .model import LMModel
 from .sampling import SamplingOptions, make_generator, sample
 
 NO_TOKEN = -1  # in `step` outputs: this item has no frame this step
+TextHook = Callable[[Tensor], Tensor]  # sampled text tokens [B] -> the tokens to use [B]
 
 
 @dataclass
@@ -45,7 +57,8 @@ class _Session:
     text_rngs: list[torch.Generator]
     audio_rngs: list[torch.Generator]
     frame: FrameCache  # the depformer's attention cache, reused every step
-    exec_mask: Tensor  # [B] bool, the mask CUDA graphs read
+    exec_mask: Tensor  # [R] bool, the mask CUDA graphs read (R = B rows, 2B with CFG)
+    cond_sum: Tensor | None  # [R, 1, dim] summed conditions, added to every step's input
 
 
 class Generator:
@@ -60,7 +73,8 @@ class Generator:
 
     Temperature 0 is greedy. `seed` seeds every item (text and audio); `set_options`
     changes one item's settings (a server slot). `reset_streaming(mask)` restarts items,
-    `set_exec_mask(mask)` pauses them.
+    `set_exec_mask(mask)` pauses them. For the conditioning, guidance and text-to-speech
+    options, see the module docstring.
     """
 
     def __init__(
@@ -72,9 +86,21 @@ class Generator:
         top_k_text: int = 25,
         seed: int | None = None,
         cuda_graphs: bool = True,
+        cfg_coef: float = 1.0,
+        cfg_no_text: bool = False,
+        audio_delay_steps: int = 0,
+        on_text: TextHook | None = None,
     ):
+        if not isinstance(cfg_coef, (int, float)) or not 0.0 <= cfg_coef <= 100.0:
+            raise ValueError(f"cfg_coef must be a number in [0, 100], got {cfg_coef!r}")
+        if not isinstance(audio_delay_steps, int) or audio_delay_steps < 0:
+            raise ValueError(f"audio_delay_steps must be an integer >= 0, got {audio_delay_steps!r}")
         self.model = model
         self.options = SamplingOptions(temp, top_k, temp_text, top_k_text, seed, seed)
+        self.cfg_coef, self.cfg_no_text = float(cfg_coef), cfg_no_text
+        self.audio_delay_steps = audio_delay_steps
+        self.on_text = on_text  # may be changed between sessions
+        self._branches = 1 if self.cfg_coef == 1.0 else 2  # batch rows per item
         cfg = model.config
         self._delays = torch.tensor(cfg.delays, device=model.device)
         self._session: _Session | None = None
@@ -88,9 +114,16 @@ class Generator:
 
     # -- session lifetime ----------------------------------------------------------------------
     @contextmanager
-    def streaming(self, batch_size: int) -> Iterator[None]:
+    def streaming(
+        self, batch_size: int, conditions: Sequence[ConditionValues] | None = None
+    ) -> Iterator[None]:
+        """A session of `batch_size` conversations. `conditions`: one mapping (conditioner
+        name -> value) per item, for models with conditioners (None: all absent)."""
         cfg, device = self.model.config, self.model.device
-        with st.streaming(self.model, batch_size):
+        rows = batch_size * self._branches
+        if self._branches == 2 and not self.model.has_conditions:
+            raise ValueError("classifier-free guidance (cfg_coef != 1) needs a model with conditioners")
+        with st.streaming(self.model, rows):
             self._session = _Session(
                 batch_size=batch_size,
                 cache=torch.full(
@@ -102,16 +135,18 @@ class Generator:
                 options=[self.options] * batch_size,
                 text_rngs=[make_generator(self.options.text_seed, device) for _ in range(batch_size)],
                 audio_rngs=[make_generator(self.options.audio_seed, device) for _ in range(batch_size)],
-                frame=FrameCache.empty(
-                    cfg, batch_size, torch.empty(0, dtype=self.model.dtype, device=device)
-                ),
-                exec_mask=torch.ones(batch_size, dtype=torch.bool, device=device),
+                frame=FrameCache.empty(cfg, rows, torch.empty(0, dtype=self.model.dtype, device=device)),
+                exec_mask=torch.ones(rows, dtype=torch.bool, device=device),
+                cond_sum=None,
             )
-            if self.cuda_graphs:  # graphs read the mask from a fixed address
-                st.set_exec_mask(self.model, batch_size, self._session.exec_mask)
-            for fn in [self._temporal, *self._depformer]:
-                fn.reset()
             try:
+                if self.model.has_conditions:
+                    self.set_conditions([{}] * batch_size if conditions is None else conditions)
+                elif conditions is not None and any(conditions):
+                    raise ValueError("this model takes no conditions")
+                if self.cuda_graphs:  # graphs read the mask from a fixed address
+                    st.set_exec_mask(self.model, rows, self._session.exec_mask)
+                self._reset_graphs()
                 yield
             finally:
                 self._session = None
@@ -120,11 +155,41 @@ class Generator:
     def batch_size(self) -> int:
         return self._require().batch_size
 
+    @torch.no_grad()
+    def set_conditions(
+        self, conditions: Sequence[ConditionValues], items: Sequence[int] | None = None
+    ) -> None:
+        """The conditions of the given items (all when None), one mapping each (name ->
+        value; missing names are absent). Takes effect at the next step; kept across
+        `reset_streaming`."""
+        s = self._require()
+        items = list(range(s.batch_size)) if items is None else list(items)
+        if len(conditions) != len(items):
+            raise ValueError(f"got {len(conditions)} conditions for {len(items)} items")
+        values = list(conditions)
+        rows = items
+        if self._branches == 2:  # the guidance branch: every condition dropped
+            values += [drop_all(v) for v in conditions]
+            rows = items + [b + s.batch_size for b in items]
+        prepared = self.model.prepare_conditions(values)
+        if prepared.sum is not None:
+            total = prepared.sum.to(self.model.dtype)
+            if s.cond_sum is None:
+                s.cond_sum = total.new_zeros(s.batch_size * self._branches, *total.shape[1:])
+            s.cond_sum[rows] = total
+        if prepared.cross is not None:
+            before = [a.source_length for a in self.model.cross_attentions()]
+            full = len(rows) == s.batch_size * self._branches
+            index = None if full and rows == sorted(rows) else torch.tensor(rows, device=s.cache.device)
+            self.model.set_cross_source(prepared.cross, index)
+            if before != [a.source_length for a in self.model.cross_attentions()]:
+                self._reset_graphs()  # the source moved: capture again
+
     def reset_streaming(self, mask: Tensor | None = None) -> None:
         """Restart all items, or those where `mask` [B] is True, as fresh conversations
-        (their sampling options stay; their random generators are re-seeded)."""
+        (their sampling options and conditions stay; their random generators are re-seeded)."""
         s = self._require()
-        st.reset_streaming(self.model, s.batch_size, mask)
+        st.reset_streaming(self.model, s.batch_size * self._branches, self._rows(mask))
         items = range(s.batch_size) if mask is None else [b for b, m in enumerate(mask.tolist()) if m]
         for b in items:
             s.cache[b] = UNGENERATED_TOKEN
@@ -135,11 +200,12 @@ class Generator:
     def set_exec_mask(self, mask: Tensor | None) -> None:
         """Items where `mask` [B] is False skip the next steps: no state changes, output -1."""
         s = self._require()
+        rows, row_mask = s.batch_size * self._branches, self._rows(mask)
         if self.cuda_graphs:
-            st.set_exec_mask(self.model, s.batch_size, s.exec_mask)  # checks, keeps the address
-            s.exec_mask.copy_(True if mask is None else mask)
+            st.set_exec_mask(self.model, rows, s.exec_mask)  # checks, keeps the address
+            s.exec_mask.fill_(True) if row_mask is None else s.exec_mask.copy_(row_mask)
         else:
-            st.set_exec_mask(self.model, s.batch_size, mask)
+            st.set_exec_mask(self.model, rows, row_mask)
         s.executing = [True] * s.batch_size if mask is None else [bool(m) for m in mask.tolist()]
 
     def set_options(self, options: SamplingOptions, item: int | None = None) -> None:
@@ -154,6 +220,19 @@ class Generator:
         o = s.options[b]
         s.text_rngs[b] = make_generator(o.text_seed, s.cache.device)
         s.audio_rngs[b] = make_generator(o.audio_seed, s.cache.device)
+
+    def _reset_graphs(self) -> None:
+        self._temporal.reset()
+        for fn in self._depformer:
+            fn.reset()
+
+    def _rows(self, mask: Tensor | None) -> Tensor | None:
+        """An item mask [B] as a batch-row mask [R] (each item's rows)."""
+        if mask is None or self._branches == 1:
+            return mask
+        if mask.shape != (self._require().batch_size,):
+            raise ValueError(f"mask must have shape [B={self._require().batch_size}], got {list(mask.shape)}")
+        return mask.repeat(self._branches)
 
     def _require(self) -> _Session:
         if self._session is None:
@@ -197,17 +276,20 @@ class Generator:
         inputs = torch.where(not_started, model.initial_tokens()[None, :, None], inputs)
 
         # 3. Temporal transformer, text token, then the depformer's audio tokens.
-        h, text_logits = self._temporal(inputs)  # [B, dim], [B, text_card]
+        h, text_logits = self._temporal(self._model_inputs(inputs))  # [R, dim], [R, text_card]
         text = sample(
-            text_logits, [o.temp_text for o in s.options], [o.top_k_text for o in s.options], s.text_rngs
+            text_logits[:B] if self.cfg_no_text else self._guide(text_logits),
+            [o.temp_text for o in s.options],
+            [o.top_k_text for o in s.options],
+            s.text_rngs,
         )
-        generated = [text]
-        temps, top_ks = [o.temp for o in s.options], [o.top_k for o in s.options]
-        for k in range(cfg.dep_q):
-            logits = self._depformer[k](h, generated[-1])
-            generated.append(sample(logits, temps, top_ks, s.audio_rngs))
+        if self.on_text is not None:
+            text = self.on_text(text)
+            if text.shape != (B,):
+                raise ValueError(f"on_text must return the [B={B}] text tokens, got {list(text.shape)}")
+        generated = [text, *self._audio_tokens(s, h, text)]
         heads = (
-            [p[:, None] for p in model.extra_heads_probs(h)]
+            [p[:, None] for p in model.extra_heads_probs(h[:B])]
             if want_heads and cfg.extra_heads_num_heads
             else []
         )
@@ -235,13 +317,57 @@ class Generator:
         )
         return torch.where(ready[:, None, None], frame_tokens, NO_TOKEN), heads
 
+    def _model_inputs(self, inputs: Tensor) -> Tensor:
+        """inputs [B, 1 + n_q, 1] -> the model's batch rows [R, 1 + n_q, 1]: with guidance,
+        the items again for the null branch (text zeroed with `cfg_no_text`)."""
+        if self._branches == 1:
+            return inputs
+        null = inputs.clone()
+        if self.cfg_no_text:
+            null[:, 0] = ZERO_TOKEN
+        return torch.cat([inputs, null])
+
+    def _guide(self, logits: Tensor) -> Tensor:
+        """logits [R, V] -> [B, V]: null + (cond - null) * cfg_coef with guidance."""
+        if self._branches == 1:
+            return logits
+        cond, null = logits.chunk(2)
+        return null + (cond - null) * self.cfg_coef
+
+    def _audio_tokens(self, s: _Session, h: Tensor, text: Tensor) -> list[Tensor]:
+        """The dep_q audio tokens of this step, each [B]: h [R, dim], text [B]. Tokens of
+        codebooks whose audio has not started (`audio_delay_steps`) are the zero token,
+        chosen greedily so that they draw no random numbers."""
+        cfg = self.model.config
+        B, d = s.batch_size, self.audio_delay_steps
+        forced: list[list[bool]] | None = None
+        if d and min(s.steps) < d + max(cfg.delays[1 : 1 + cfg.dep_q], default=0):
+            if all(n < d for n, e in zip(s.steps, s.executing, strict=True) if e):
+                return [text.new_full((B,), ZERO_TOKEN) for _ in range(cfg.dep_q)]
+            forced = [[n < d + cfg.delays[1 + k] for k in range(cfg.dep_q)] for n in s.steps]
+        temps, top_ks = [o.temp for o in s.options], [o.top_k for o in s.options]
+        tokens: list[Tensor] = []
+        previous = text
+        for k in range(cfg.dep_q):
+            logits = self._guide(self._depformer[k](h, previous.repeat(self._branches)))
+            temps_k = (
+                temps if forced is None else [0.0 if f[k] else t for f, t in zip(forced, temps, strict=True)]
+            )
+            previous = sample(logits, temps_k, top_ks, s.audio_rngs)
+            tokens.append(previous)
+        if forced is not None:
+            mask = torch.tensor(forced, device=text.device)  # [B, dep_q]
+            tokens = [torch.where(mask[:, k], ZERO_TOKEN, t) for k, t in enumerate(tokens)]
+        return tokens
+
     def _temporal_step(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
-        """inputs [B, 1 + n_q, 1] -> h [B, dim], text logits [B, text_card]."""
-        h = self.model.temporal(inputs)[:, 0]
+        """inputs [R, 1 + n_q, 1] -> h [R, dim], text logits [R, text_card]."""
+        cond_sum = self._require().cond_sum
+        h = self.model.temporal(inputs, cond_sum)[:, 0]
         return h, self.model.text_linear(h)
 
     def _depformer_step(self, k: int, h: Tensor, previous_token: Tensor) -> Tensor:
-        """Logits [B, card] of codebook k (the frame cache holds sub-steps < k)."""
+        """Logits [R, card] of codebook k (the frame cache holds sub-steps < k)."""
         return self.model.depformer_step(k, h, previous_token, self._require().frame)
 
     def _check_user_codes(self, codes: Tensor, batch_size: int) -> None:

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..nn.attention import Attention
+from .cross_attention import CrossAttention
 
 ZERO_TOKEN = -1  # embeds to an exact zero vector (a stream with nothing in it)
 UNGENERATED_TOKEN = -2  # placeholder in the delay cache, never fed to the model
@@ -50,15 +51,33 @@ class Embedding(nn.Embedding):
 
 
 class TransformerLayer(nn.Module):
-    """x + attn(norm1(x)), then x + gating(norm2(x)); [B, T, D]."""
+    """x + attn(norm1(x)), [x + cross_attention(norm_cross(x), source)], then
+    x + gating(norm2(x)); [B, T, D]. The cross-attention block (TTS models) has a
+    LayerNorm (eps 1e-5, weight and bias) whatever the other norms are."""
 
-    def __init__(self, dim: int, num_heads: int, hidden: int, context: int, max_period: float):
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        hidden: int,
+        context: int,
+        max_period: float,
+        cross_attention: bool = False,
+    ):
         super().__init__()
         self.norm1 = RMSNorm(dim)
         self.self_attn = Attention(dim, num_heads, context, rope_max_period=max_period)
+        self.norm_cross: nn.LayerNorm | None = None
+        self.cross_attention: CrossAttention | None = None
+        if cross_attention:
+            self.norm_cross = nn.LayerNorm(dim, eps=1e-5)
+            self.cross_attention = CrossAttention(dim, num_heads)
         self.norm2 = RMSNorm(dim)
         self.gating = Gating(dim, hidden)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, cross_source: Tensor | None = None) -> Tensor:
+        """x [B, T, D]; cross_source [B, S, D] offline (None while streaming: cached)."""
         x = x + self.self_attn(self.norm1(x))
+        if self.cross_attention is not None and self.norm_cross is not None:
+            x = x + self.cross_attention(self.norm_cross(x), cross_source)
         return x + self.gating(self.norm2(x))

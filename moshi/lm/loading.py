@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from .model import LMModel
 
 MOSHI_NAME = "model.safetensors"
 _SPLIT = re.compile(r"^(.*)\.(in_projs|out_projs)\.(\d+)\.weight$")
+FLOAT32_PREFIXES = ("condition_provider.", "fuser.")  # never cast (as the reference does)
 
 
 def merge_split_attention(state: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -43,11 +45,42 @@ def merge_split_attention(state: dict[str, Tensor]) -> dict[str, Tensor]:
     return out
 
 
+def keep_codebooks(state: dict[str, Tensor], cfg: LMConfig, n: int) -> tuple[dict[str, Tensor], LMConfig]:
+    """The first `n` codebooks of a model that generates all its audio streams (text-to-speech,
+    n_q == dep_q): fewer codebooks, faster steps, coarser audio. Returns the state dict and
+    config of the smaller model (the other codebooks' embeddings and depformer weights dropped)."""
+    if n == cfg.n_q:
+        return state, cfg
+    if cfg.n_q != cfg.dep_q:
+        raise ValueError("only models that generate every audio stream (n_q == dep_q) can drop codebooks")
+    if not 1 <= n <= cfg.n_q:
+        raise ValueError(f"n_q must be in [1, {cfg.n_q}], got {n}")
+    small = replace(cfg, n_q=n, dep_q=n, delays=cfg.delays[: 1 + n])
+    per_step = re.compile(
+        r"^(emb|depformer_in|linears|depformer_emb|depformer\.layers\.\d+\.gating)\.(\d+)\."
+    )
+    d = cfg.depformer_dim
+    out = {}
+    for key, value in state.items():
+        m = per_step.match(key)
+        if m is not None:
+            limit = n - 1 if m.group(1) == "depformer_emb" else n
+            if int(m.group(2)) >= limit:
+                continue
+        elif key.startswith("depformer.layers.") and key.endswith(".self_attn.in_proj_weight"):
+            value = value[: n * 3 * d]
+        elif key.startswith("depformer.layers.") and key.endswith(".self_attn.out_proj.weight"):
+            value = value[: n * d]
+        out[key] = value
+    return out, small
+
+
 def load_lm(
     weights: str | Path | None = None,
     config: LMConfig | KyutaiConfig | dict[str, Any] | str | Path | None = None,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
+    n_q: int | None = None,
 ) -> LMModel:
     """An LM with Kyutai's weights, in eval mode.
 
@@ -56,7 +89,8 @@ def load_lm(
         (when `config` is None) gives the architecture and the weights' file name.
     config: Kyutai's config dict / `config.json` path, a `KyutaiConfig` or `LMConfig`, or
         None: the repo's config, else the released Moshi 7B.
-    dtype: float32, bfloat16 or float16; the weights are cast to it.
+    dtype: float32, bfloat16 or float16; the weights are cast to it (conditioners excepted).
+    n_q: keep only this many audio codebooks (text-to-speech models; see `keep_codebooks`).
     """
     if dtype not in (torch.float32, torch.bfloat16, torch.float16):
         raise ValueError(f"dtype must be float32, bfloat16 or float16, got {dtype}")
@@ -69,9 +103,15 @@ def load_lm(
         cfg = _lm_config(config)
         path = locate(weights)  # type: ignore[arg-type]
     state = merge_split_attention(read_state_dict(path, device))
+    if n_q is not None:
+        state, cfg = keep_codebooks(state, cfg, n_q)
+    state = {
+        k: v.to(dtype) if v.is_floating_point() and not k.startswith(FLOAT32_PREFIXES) else v
+        for k, v in state.items()
+    }
     with torch.device("meta"):
         model = LMModel(cfg)
-    load_into(model, state, lambda k: k, dtype, source=str(path))
+    load_into(model, state, lambda k: k, None, source=str(path))
     return model.eval()
 
 

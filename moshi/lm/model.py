@@ -10,12 +10,15 @@ alignment on whole sequences, `Generator` (generator.py) runs it step by step.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
+from .conditioners import ConditionProvider, Conditions, ConditionValues, fuse
 from .config import LMConfig
+from .cross_attention import CrossAttention
 from .depformer import Depformer, FrameCache
 from .layers import Embedding, RMSNorm, TransformerLayer
 
@@ -34,13 +37,15 @@ class TemporalTransformer(nn.Module):
     def __init__(self, cfg: LMConfig):
         super().__init__()
         self.layers = nn.ModuleList(
-            TransformerLayer(cfg.dim, cfg.num_heads, cfg.hidden, cfg.context, cfg.max_period)
+            TransformerLayer(
+                cfg.dim, cfg.num_heads, cfg.hidden, cfg.context, cfg.max_period, cfg.cross_attention
+            )
             for _ in range(cfg.num_layers)
         )
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, cross_source: Tensor | None = None) -> Tensor:
         for layer in self.layers:
-            x = layer(x)
+            x = layer(x, cross_source)
         return x
 
 
@@ -66,6 +71,9 @@ class LMModel(nn.Module):
             self.extra_heads = nn.ModuleList(
                 nn.Linear(cfg.dim, cfg.extra_heads_dim, bias=False) for _ in range(cfg.extra_heads_num_heads)
             )
+        self.condition_provider: ConditionProvider | None = None
+        if cfg.conditioners:
+            self.condition_provider = ConditionProvider(cfg.conditioners, cfg.dim)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -80,6 +88,31 @@ class LMModel(nn.Module):
         cfg = self.config
         return torch.tensor([cfg.text_card] + [cfg.card] * cfg.n_q, device=self.device)
 
+    # -- conditions --------------------------------------------------------------------------
+    @property
+    def has_conditions(self) -> bool:
+        return self.condition_provider is not None
+
+    def prepare_conditions(self, values: Sequence[ConditionValues]) -> Conditions:
+        """One mapping (conditioner name -> value) per batch item -> `Conditions` (float32):
+        `sum` [B, 1, dim] and the cross-attention source [B, S, dim] (None when unused).
+        Conditions missing from an item are absent (their learnt padding)."""
+        if self.condition_provider is None or self.config.fuser is None:
+            if any(values):
+                raise ValueError("this model takes no conditions")
+            return Conditions(None, None)
+        outputs = self.condition_provider(values)
+        return fuse(outputs, self.config.fuser)
+
+    def cross_attentions(self) -> list[CrossAttention]:
+        return [m for m in self.transformer.modules() if isinstance(m, CrossAttention)]
+
+    def set_cross_source(self, source: Tensor, rows: Tensor | None = None) -> None:
+        """Streaming: compute and keep the keys/values of the cross-attention source
+        [N, S, dim] for the batch rows `rows` [N] (all when None)."""
+        for attn in self.cross_attentions():
+            attn.set_source(source, rows)
+
     # -- one step's pieces -------------------------------------------------------------------
     def embed(self, tokens: Tensor) -> Tensor:
         """tokens [B, 1 + n_q, T] (text first) -> summed embeddings [B, T, dim]."""
@@ -88,10 +121,17 @@ class LMModel(nn.Module):
             x = x + self.emb[k](tokens[:, 1 + k])
         return x + self.text_emb(tokens[:, 0])
 
-    def temporal(self, tokens: Tensor) -> Tensor:
+    def temporal(
+        self, tokens: Tensor, sum_condition: Tensor | None = None, cross_source: Tensor | None = None
+    ) -> Tensor:
         """tokens [B, 1 + n_q, T] -> h [B, T, dim] (after out_norm). Streams when the
-        transformer is in streaming mode (see nn/streaming.py)."""
-        return self.out_norm(self.transformer(self.embed(tokens)))
+        transformer is in streaming mode (see nn/streaming.py). sum_condition [B, 1, dim] is
+        added to every step's input; cross_source [B, S, dim] feeds the cross-attention
+        layers offline (while streaming they use the source given to `set_cross_source`)."""
+        x = self.embed(tokens)
+        if sum_condition is not None:
+            x = x + sum_condition.to(x.dtype)
+        return self.out_norm(self.transformer(x, cross_source))
 
     def depformer_step(self, k: int, h: Tensor, previous_token: Tensor, cache: FrameCache) -> Tensor:
         """Logits [N, card] of audio codebook k. h [N, dim]: the frame's temporal output;
@@ -106,8 +146,9 @@ class LMModel(nn.Module):
         return [torch.softmax(head(h).float(), dim=-1) for head in self.extra_heads]
 
     # -- whole sequences (teacher forcing) ---------------------------------------------------
-    def forward(self, codes: Tensor) -> LMOutput:
+    def forward(self, codes: Tensor, conditions: Conditions | None = None) -> LMOutput:
         """codes [B, 1 + n_q, T], not delayed (text, then audio streams) -> LMOutput.
+        `conditions`: from `prepare_conditions`, for models that have conditioners.
 
         The streams are delayed, an initial-token step is prepended, and the model predicts
         step t from steps < t; the depformer reads the (delayed) targets of step t
@@ -119,7 +160,8 @@ class LMModel(nn.Module):
             raise ValueError(f"codes must have shape [B, {cfg.num_streams}, T], got {list(codes.shape)}")
         initial = self.initial_tokens()[None, :, None].expand(B, K, 1)
         delayed = delay_streams(codes, cfg.delays, initial)
-        h = self.temporal(torch.cat([initial, delayed[..., :-1]], dim=-1))  # [B, T, dim]
+        c = Conditions(None, None) if conditions is None else conditions
+        h = self.temporal(torch.cat([initial, delayed[..., :-1]], dim=-1), c.sum, c.cross)  # [B, T, dim]
         text_logits = self.text_linear(h)[:, None]  # [B, 1, T, text_card]
         text_mask = torch.ones(B, 1, T, dtype=torch.bool, device=codes.device)
         if not cfg.dep_q:

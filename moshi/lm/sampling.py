@@ -58,8 +58,8 @@ def sample(
     """One token per batch item: logits [B, V] -> [B] (int64).
 
     temps, top_ks, generators: one per item, as Python values so that no device sync is
-    needed. Item b draws exactly top_k[b] exponentials from its own generator, so its
-    tokens do not depend on the other items of the batch."""
+    needed. Item b draws exactly top_k[b] exponentials from its own generator (none when
+    it is greedy), so its tokens do not depend on the other items of the batch."""
     B, V = logits.shape
     logits = logits.float()
     greedy = logits.argmax(dim=-1)
@@ -72,7 +72,8 @@ def sample(
     probs, idx = torch.softmax(logits / temp[:, None], dim=-1).topk(kmax, dim=-1)  # [B, kmax], sorted
     noise = torch.ones(B, kmax, device=device)
     for b, (k, g) in enumerate(zip(ks, generators, strict=True)):
-        noise[b, :k].exponential_(generator=g)
+        if temps[b] > 0:  # greedy items draw nothing
+            noise[b, :k].exponential_(generator=g)
     if min(ks) < kmax:
         probs = probs * (torch.arange(kmax, device=device) < torch.tensor(ks, device=device)[:, None])
     tokens = idx.gather(-1, (probs / noise).argmax(dim=-1, keepdim=True))[:, 0]

@@ -1,0 +1,203 @@
+"""`moshi speak`: text to speech with Kyutai's TTS models.
+
+    moshi speak "Hello there." -o hello.wav
+    moshi speak -i script.txt --voice alice.safetensors --voice bob.safetensors -o dialogue.wav
+    llm | moshi speak --stream --play          # speak lines as they arrive, play as generated
+
+Text comes from the argument, a file (`-i`) or stdin, one turn per line. With two voices
+or more, lines alternate between the main speaker (voice 1) and the other one (voice 2);
+with one voice, every line is the main speaker's. Audio is decoded frame by frame as it is
+generated: `--play` starts as soon as the first 80 ms are ready.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import queue
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..audio import SAMPLE_RATE, write_wav
+from ..tts import SpeechStream, TextInput, load_tts
+from .common import TTS_REPO, UserError, add_model_args, device_of, dtype_of, model_files
+from .files import check_outputs
+from .options import add_force_arg, add_subcommand
+
+DEFAULT_CFG = 2.0
+
+
+def add_parser(subparsers: Any) -> None:
+    p = add_subcommand(
+        subparsers,
+        "speak",
+        help="text to speech (Kyutai's TTS models)",
+        description=__doc__,
+    )
+    p.add_argument("text", nargs="?", help="the text to speak (else -i FILE, else stdin)")
+    p.add_argument("-i", "--input", metavar="FILE", help="text file, one turn per line ('-': stdin)")
+    p.add_argument("-o", "--output", metavar="WAV", help="write the speech to this wav file")
+    p.add_argument("--play", action="store_true", help="play the speech as it is generated (sounddevice)")
+    p.add_argument("--stream", action="store_true", help="read stdin line by line, speaking as lines arrive")
+    p.add_argument(
+        "--voice",
+        action="append",
+        metavar="NAME|FILE",
+        help="a voice file, or a voice of kyutai/tts-voices (repeat for more speakers)",
+    )
+    p.add_argument(
+        "--cfg",
+        type=float,
+        default=DEFAULT_CFG,
+        help="guidance strength: a condition for CFG-distilled models (1.0 to 4.0 by 0.5), else real CFG",
+    )
+    p.add_argument("--temp", type=float, default=0.6, help="sampling temperature (0: greedy)")
+    p.add_argument("--seed", type=int, help="seed, for reproducible speech (default: a random one)")
+    p.add_argument("--n-q", type=int, metavar="N", help="generate only N audio codebooks (faster, coarser)")
+    p.add_argument("--timings", metavar="JSON", help="write each word's start and end (seconds) here")
+    add_force_arg(p)
+    add_model_args(p, TTS_REPO)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.output and not args.play:
+        raise UserError("nothing to do: give -o FILE.wav and/or --play")
+    check_outputs([Path(x) for x in (args.output, args.timings) if x], args.force)
+    device = device_of(args)
+    args.voice = args.voice or []
+    text = _text_source(args)
+    files = model_files(args)
+    lm = files.config.lm
+    distilled = lm.conditioner("cfg") is not None  # CFG is a condition, else guidance runs for real
+    player = _Player() if args.play else None
+    try:
+        tts, mimi = load_tts(
+            files,
+            device=device,
+            dtype=dtype_of(args, device),
+            n_q=args.n_q,
+            temp=args.temp,
+            seed=args.seed,
+            cfg_coef=args.cfg if lm.conditioners and not distilled else 1.0,
+        )
+        stream = SpeechStream(tts, mimi, text, args.voice, args.cfg if distilled else None)
+        if isinstance(text, TextInput):
+            _read_lines_into(text, sys.stdin, new_turns=len(args.voice) >= 2)
+        pcm, first, elapsed = _speak(stream, player)
+    except (ValueError, FileNotFoundError) as e:
+        raise UserError(str(e)) from e
+    finally:
+        if player is not None:
+            player.close()
+
+    result = stream.result
+    assert result is not None
+    seconds = len(pcm) / mimi.sample_rate
+    if args.output:
+        write_wav(args.output, pcm, mimi.sample_rate)
+    if args.timings:
+        words = [{"word": w.word, "start": w.start, "end": w.end} for w in result.words]
+        Path(args.timings).write_text(json.dumps({"words": words, "seconds": seconds}, indent=1) + "\n")
+    print(
+        f"{seconds:.2f} s of speech, {len(result.transcript)} words, first audio after {first:.2f} s, "
+        f"real-time factor {seconds / elapsed:.2f}" + (f"; wrote {args.output}" if args.output else ""),
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _speak(stream: SpeechStream, player: _Player | None) -> tuple[np.ndarray, float, float]:
+    """Generate everything: (pcm [T], seconds to the first audio, seconds in all)."""
+    chunks, t0, first = [], time.perf_counter(), None
+    for chunk in stream:
+        first = time.perf_counter() - t0 if first is None else first
+        chunks.append(chunk.pcm)
+        if player is not None:
+            player.play(chunk.pcm)
+    pcm = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+    return pcm, first or 0.0, time.perf_counter() - t0
+
+
+def _text_source(args: argparse.Namespace) -> list[str] | TextInput:
+    """The script (turns), or a TextInput fed from stdin for --stream."""
+    if args.stream:
+        if args.text is not None or (args.input not in (None, "-")):
+            raise UserError("--stream reads stdin: give no text argument and no -i FILE")
+        return TextInput()
+    if args.text is not None and args.input is not None:
+        raise UserError("give the text or -i FILE, not both")
+    if args.text is not None:
+        raw = args.text
+    elif args.input not in (None, "-"):
+        try:
+            raw = Path(args.input).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise UserError(f"cannot read {args.input}: {e}") from e
+    elif sys.stdin.isatty() and args.input is None:
+        raise UserError("no text: give it as an argument, with -i FILE, or on stdin")
+    else:
+        raw = sys.stdin.read()
+    lines = [line.strip() for line in raw.splitlines() if line.strip()]
+    if not lines:
+        raise UserError("no text to speak")
+    return lines if len(args.voice) >= 2 else [" ".join(lines)]
+
+
+def _read_lines_into(text: TextInput, source: Any, new_turns: bool) -> None:
+    """A thread copying lines of `source` into `text` as they arrive, closing it at the end."""
+
+    def pump() -> None:
+        first = True
+        try:
+            for line in source:
+                if not line.strip():
+                    continue
+                if new_turns and not first:
+                    text.new_turn()
+                text.write(line.strip() + "\n")
+                first = False
+        finally:
+            text.close()
+
+    threading.Thread(target=pump, daemon=True, name="speak-stdin").start()
+
+
+class _Player:
+    """Plays chunks on the default output device as they come, from its own thread."""
+
+    def __init__(self) -> None:
+        try:
+            import sounddevice
+        except (ImportError, OSError) as e:
+            raise UserError(
+                f"--play needs the sounddevice package and the PortAudio library ({e}): "
+                "pip install 'moshi-rt[audio]' (Debian/Ubuntu: apt install libportaudio2), or use -o FILE"
+            ) from e
+        try:
+            self._out = sounddevice.OutputStream(samplerate=SAMPLE_RATE, channels=1, dtype="float32")
+            self._out.start()
+        except Exception as e:  # PortAudioError: no device, bad rate
+            raise UserError(f"cannot open the sound card: {e}") from e
+        self._queue: queue.Queue[np.ndarray | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="speak-play")
+        self._thread.start()
+
+    def play(self, pcm: np.ndarray) -> None:
+        self._queue.put(pcm)
+
+    def close(self) -> None:
+        """Wait for what was queued to be played, then stop."""
+        self._queue.put(None)
+        self._thread.join()
+        self._out.stop()
+        self._out.close()
+
+    def _run(self) -> None:
+        while (pcm := self._queue.get()) is not None:
+            self._out.write(pcm.reshape(-1, 1))
