@@ -50,6 +50,13 @@ class LMConfig:
     depformer_num_layers: int = 6
     extra_heads_num_heads: int = 0  # e.g. speech-to-text voice-activity heads
     extra_heads_dim: int = 6
+    # Depformer weight sharing: sub-step k uses weight set schedule[k] (its input projection,
+    # attention and FFN); () means one set per sub-step. Embeddings and output linears stay
+    # per codebook. The released TTS: 8 own sets, then 3 sets shared by 8 codebooks each.
+    depformer_weights_per_step_schedule: tuple[int, ...] = ()
+    depformer_low_rank_embeddings: int | None = None  # rank r: embeddings [V, r] then Linear(r, dim)
+    # The text stream carries two text streams (TTS lookahead): token = a + (text_card + 1) * (b + 1).
+    demux_second_text_stream: bool = False
     # Conditioning (text-to-speech): see conditioners.py and cross_attention.py.
     conditioners: tuple[ConditionerConfig, ...] = ()
     fuser: FuserConfig | None = None
@@ -65,6 +72,16 @@ class LMConfig:
         if self.dim % self.num_heads or self.depformer_dim % self.depformer_num_heads:
             raise ValueError("model widths must be multiples of their head counts")
         check_fuser(self.conditioners, self.fuser, self.cross_attention)
+        schedule = self.depformer_weights_per_step_schedule
+        if schedule and (len(schedule) != self.dep_q or min(schedule) < 0):
+            raise ValueError(
+                f"depformer_weights_per_step_schedule must give a weight set >= 0 for each of the "
+                f"dep_q={self.dep_q} codebooks, got {list(schedule)}"
+            )
+        if self.depformer_low_rank_embeddings is not None and self.depformer_low_rank_embeddings < 1:
+            raise ValueError(
+                f"depformer_low_rank_embeddings must be >= 1, got {self.depformer_low_rank_embeddings}"
+            )
 
     @property
     def num_streams(self) -> int:
@@ -87,6 +104,22 @@ class LMConfig:
     @property
     def depformer_hidden(self) -> int:
         return gating_hidden(self.depformer_dim, self.depformer_dim_feedforward)
+
+    @property
+    def depformer_weight_sets(self) -> int:
+        """How many sets of depformer weights (input projection, attention, FFN) there are."""
+        schedule = self.depformer_weights_per_step_schedule
+        return max(schedule) + 1 if schedule else self.dep_q
+
+    def depformer_weight_set(self, k: int) -> int:
+        """The weight set of depformer sub-step (codebook) k."""
+        schedule = self.depformer_weights_per_step_schedule
+        return schedule[k] if schedule else k
+
+    @property
+    def text_mux_card(self) -> int:
+        """With a second text stream, token = a + text_mux_card * (b + 1) (b = -1: none)."""
+        return self.text_card + 1
 
     def conditioner(self, name: str) -> ConditionerConfig | None:
         return next((c for c in self.conditioners if c.name == name), None)
@@ -201,8 +234,6 @@ class KyutaiConfig:
             ("depformer_gating", "silu"),
             ("depformer_pos_emb", "none"),
             ("depformer_weights_per_step", True),
-            ("depformer_weights_per_step_schedule", None),
-            ("depformer_low_rank_embeddings", None),
             ("depformer_norm", "rms_norm_f32"),
             ("norm_emb", False),
             ("bias_proj", False),
@@ -211,13 +242,13 @@ class KyutaiConfig:
             ("kv_repeat", 1),
             ("quantize", False),
             ("lora", False),
-            ("demux_second_stream", False),
-            ("demux_second_text_stream", False),
             ("same_initial", False),
+            ("text_card_out", None),  # a text output vocabulary other than the input's
         ):
             r.require(key, supported)
         for key in ("lora_rank", "lora_scaling"):  # meaningful only with lora, refused above
             r.pop(key)
+        _parse_depformer_sharing(r, lm)
         # Conditioning (text-to-speech): typed, checked against each other in LMConfig.
         if r.data.get("conditioners"):
             lm["conditioners"] = parse_conditioners(r.pop("conditioners"))
@@ -228,3 +259,29 @@ class KyutaiConfig:
         r.pop("fuser")
         r.warn_unknown()
         return cls(lm=LMConfig(**lm), raw=dict(config), **extras)
+
+
+def _parse_depformer_sharing(r: ConfigReader, lm: dict[str, Any]) -> None:
+    """The TTS models' depformer and text-stream options (checked further by LMConfig)."""
+    if isinstance(lm.get("depformer_dim_feedforward"), list):
+        raise ValueError(
+            "config.depformer_dim_feedforward as a list (one size per weight set) is not supported"
+        )
+    schedule = r.pop("depformer_weights_per_step_schedule")
+    if schedule is not None:
+        if not isinstance(schedule, list) or not all(isinstance(s, int) for s in schedule):
+            raise ValueError("config.depformer_weights_per_step_schedule must be a list of integers")
+        lm["depformer_weights_per_step_schedule"] = tuple(schedule)
+    rank = r.pop("depformer_low_rank_embeddings")
+    if rank is not None:
+        if not isinstance(rank, int) or isinstance(rank, bool):
+            raise ValueError(f"config.depformer_low_rank_embeddings must be an integer, got {rank!r}")
+        lm["depformer_low_rank_embeddings"] = rank
+    # The reference reads `demux_second_stream` when present (the released configs' name),
+    # else `demux_second_text_stream` (its LMModel argument).
+    second = r.pop("demux_second_text_stream", False)
+    if "demux_second_stream" in r.data:
+        second = r.pop("demux_second_stream")
+    if not isinstance(second, bool):
+        raise ValueError(f"config.demux_second_stream must be true or false, got {second!r}")
+    lm["demux_second_text_stream"] = second

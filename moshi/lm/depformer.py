@@ -1,11 +1,13 @@
 """The depformer: a small transformer that emits one frame's audio tokens, one codebook at a
 time, conditioned on the temporal transformer's output for that frame.
 
-Sub-step k (k = 0 .. dep_q - 1) reads `depformer_in[k](h)` plus the embedding of the token
+Sub-step k (k = 0 .. dep_q - 1) reads `depformer_in[w](h)` plus the embedding of the token
 emitted just before it (the frame's text token for k = 0, audio token k - 1 after), runs
-through the layers using weight set k (each layer has separate attention and FFN weights
-per sub-step), attends to sub-steps 0..k of this frame only, and `linears[k]` gives the
-logits of codebook k. No positional embedding; the attention cache lives for one frame.
+through the layers using weight set w (each layer has separate attention and FFN weights
+per set), attends to sub-steps 0..k of this frame only, and `linears[k]` gives the logits
+of codebook k. The weight set w is k, or `depformer_weights_per_step_schedule[k]` for
+models whose codebooks share sets (the released TTS). No positional embedding; the
+attention cache lives for one frame and has a slot per sub-step, whatever the sets.
 The input projections, embeddings and output linears belong to `LMModel` (their names in
 Kyutai's checkpoints are top-level); this module holds the layer stack.
 """
@@ -42,40 +44,42 @@ class FrameCache:
 
 
 class PerStepAttention(nn.Module):
-    """Attention whose projections depend on the sub-step; stored as in Kyutai's checkpoints,
-    the per-step matrices stacked on dim 0: in_proj_weight [steps * 3D, D], out_proj [steps * D, D]."""
+    """Attention whose projections depend on the weight set; stored as in Kyutai's
+    checkpoints, the per-set matrices stacked on dim 0: in_proj_weight [sets * 3D, D],
+    out_proj [sets * D, D]."""
 
-    def __init__(self, dim: int, num_heads: int, steps: int):
+    def __init__(self, dim: int, num_heads: int, sets: int):
         super().__init__()
         self.dim, self.num_heads = dim, num_heads
-        self.in_proj_weight = nn.Parameter(torch.empty(steps * 3 * dim, dim))
-        self.out_proj = nn.Linear(dim, steps * dim, bias=False)
+        self.in_proj_weight = nn.Parameter(torch.empty(sets * 3 * dim, dim))
+        self.out_proj = nn.Linear(dim, sets * dim, bias=False)
 
-    def forward(self, x: Tensor, step: int, keys: Tensor, values: Tensor) -> Tensor:
-        """x: [N, D] for sub-step `step`; keys/values: [N, H, steps, D_head], filled in place."""
+    def forward(self, x: Tensor, step: int, weights: int, keys: Tensor, values: Tensor) -> Tensor:
+        """x: [N, D] for sub-step `step` with weight set `weights`; keys/values:
+        [N, H, dep_q, D_head], filled in place."""
         N, D = x.shape
-        w_in = self.in_proj_weight[step * 3 * D : (step + 1) * 3 * D]
+        w_in = self.in_proj_weight[weights * 3 * D : (weights + 1) * 3 * D]
         q, k, v = F.linear(x, w_in).view(N, 3, self.num_heads, -1).unbind(1)  # [N, H, Dh]
         keys[:, :, step] = k
         values[:, :, step] = v
         out = F.scaled_dot_product_attention(
             q[:, :, None], keys[:, :, : step + 1], values[:, :, : step + 1]
         )  # [N, H, 1, Dh]
-        return F.linear(out.reshape(N, D), self.out_proj.weight[step * D : (step + 1) * D])
+        return F.linear(out.reshape(N, D), self.out_proj.weight[weights * D : (weights + 1) * D])
 
 
 class DepformerLayer(nn.Module):
     def __init__(self, cfg: LMConfig):
         super().__init__()
-        d = cfg.depformer_dim
+        d, sets = cfg.depformer_dim, cfg.depformer_weight_sets
         self.norm1 = RMSNorm(d)
-        self.self_attn = PerStepAttention(d, cfg.depformer_num_heads, cfg.dep_q)
+        self.self_attn = PerStepAttention(d, cfg.depformer_num_heads, sets)
         self.norm2 = RMSNorm(d)
-        self.gating = nn.ModuleList(Gating(d, cfg.depformer_hidden) for _ in range(cfg.dep_q))
+        self.gating = nn.ModuleList(Gating(d, cfg.depformer_hidden) for _ in range(sets))
 
-    def forward(self, x: Tensor, step: int, keys: Tensor, values: Tensor) -> Tensor:
-        x = x + self.self_attn(self.norm1(x), step, keys, values)
-        return x + self.gating[step](self.norm2(x))
+    def forward(self, x: Tensor, step: int, weights: int, keys: Tensor, values: Tensor) -> Tensor:
+        x = x + self.self_attn(self.norm1(x), step, weights, keys, values)
+        return x + self.gating[weights](self.norm2(x))
 
 
 class Depformer(nn.Module):
@@ -83,9 +87,11 @@ class Depformer(nn.Module):
 
     def __init__(self, cfg: LMConfig):
         super().__init__()
+        self.config = cfg
         self.layers = nn.ModuleList(DepformerLayer(cfg) for _ in range(cfg.depformer_num_layers))
 
     def forward(self, x: Tensor, k: int, cache: FrameCache) -> Tensor:
+        weights = self.config.depformer_weight_set(k)
         for i, layer in enumerate(self.layers):
-            x = layer(x, k, cache.keys[i], cache.values[i])
+            x = layer(x, k, weights, cache.keys[i], cache.values[i])
         return x

@@ -41,13 +41,36 @@ class Gating(nn.Module):
 
 
 class Embedding(nn.Embedding):
-    """An embedding where ZERO_TOKEN (-1) gives an exact zero vector.
+    """An embedding where ZERO_TOKEN (-1) gives an exact zero vector; other negative tokens
+    are clamped to row 0 (as the reference does). Two options of Kyutai's TTS models:
 
-    Other negative tokens are clamped to row 0 (as the reference does)."""
+    - `low_rank = r`: the table is [V, r] and `low_rank` (Linear r -> dim) widens its rows;
+    - `demux`: each token carries two, a + V * (b + 1) with b = -1 for "none", and embeds to
+      out1(row a) + out2(row b) (nothing for none). `low_rank`, when there is one, is then
+      unused (the reference keeps it in its checkpoints, so it is kept here too).
+    """
+
+    def __init__(self, num_embeddings: int, dim: int, low_rank: int | None = None, demux: bool = False):
+        width = dim if low_rank is None else low_rank
+        super().__init__(num_embeddings, width)
+        self.low_rank = None if low_rank is None else nn.Linear(width, dim, bias=False)
+        self.out1 = nn.Linear(width, dim, bias=False) if demux else None
+        self.out2 = nn.Linear(width, dim, bias=False) if demux else None
 
     def forward(self, tokens: Tensor) -> Tensor:
-        out = super().forward(tokens.clamp(min=0))
-        return out.masked_fill((tokens == ZERO_TOKEN)[..., None], 0.0)
+        """tokens [...] int -> [..., dim]."""
+        zero = (tokens == ZERO_TOKEN)[..., None]
+        tokens = tokens.clamp(min=0)
+        if self.out1 is not None and self.out2 is not None:
+            second = tokens // self.num_embeddings - 1  # -1: no second token
+            out = self.out1(super().forward(tokens % self.num_embeddings))
+            rows = super().forward(second.clamp(min=0)).masked_fill((second < 0)[..., None], 0.0)
+            out = out + self.out2(rows)
+        else:
+            out = super().forward(tokens)
+            if self.low_rank is not None:
+                out = self.low_rank(out)
+        return out.masked_fill(zero, 0.0)
 
 
 class TransformerLayer(nn.Module):

@@ -48,31 +48,48 @@ def merge_split_attention(state: dict[str, Tensor]) -> dict[str, Tensor]:
 def keep_codebooks(state: dict[str, Tensor], cfg: LMConfig, n: int) -> tuple[dict[str, Tensor], LMConfig]:
     """The first `n` codebooks of a model that generates all its audio streams (text-to-speech,
     n_q == dep_q): fewer codebooks, faster steps, coarser audio. Returns the state dict and
-    config of the smaller model (the other codebooks' embeddings and depformer weights dropped)."""
+    config of the smaller model (the other codebooks' embeddings and output linears dropped,
+    and the depformer weight sets that none of the first `n` codebooks uses)."""
     if n == cfg.n_q:
         return state, cfg
     if cfg.n_q != cfg.dep_q:
         raise ValueError("only models that generate every audio stream (n_q == dep_q) can drop codebooks")
     if not 1 <= n <= cfg.n_q:
         raise ValueError(f"n_q must be in [1, {cfg.n_q}], got {n}")
-    small = replace(cfg, n_q=n, dep_q=n, delays=cfg.delays[: 1 + n])
-    per_step = re.compile(
-        r"^(emb|depformer_in|linears|depformer_emb|depformer\.layers\.\d+\.gating)\.(\d+)\."
+    sets = sorted({cfg.depformer_weight_set(k) for k in range(n)})  # the weight sets kept
+    schedule = cfg.depformer_weights_per_step_schedule
+    small = replace(
+        cfg,
+        n_q=n,
+        dep_q=n,
+        delays=cfg.delays[: 1 + n],
+        depformer_weights_per_step_schedule=tuple(sets.index(w) for w in schedule[:n]),
     )
+    per_codebook = re.compile(r"^(emb|linears|depformer_emb)\.(\d+)\.")
+    per_set = re.compile(r"^(depformer_in|depformer\.layers\.\d+\.gating)\.(\d+)\.(.*)$")
     d = cfg.depformer_dim
     out = {}
     for key, value in state.items():
-        m = per_step.match(key)
-        if m is not None:
-            limit = n - 1 if m.group(1) == "depformer_emb" else n
-            if int(m.group(2)) >= limit:
+        if m := per_codebook.match(key):
+            if int(m.group(2)) >= (n - 1 if m.group(1) == "depformer_emb" else n):
                 continue
+        elif m := per_set.match(key):
+            if int(m.group(2)) not in sets:
+                continue
+            key = f"{m.group(1)}.{sets.index(int(m.group(2)))}.{m.group(3)}"
         elif key.startswith("depformer.layers.") and key.endswith(".self_attn.in_proj_weight"):
-            value = value[: n * 3 * d]
+            value = _row_blocks(value, sets, 3 * d)
         elif key.startswith("depformer.layers.") and key.endswith(".self_attn.out_proj.weight"):
-            value = value[: n * d]
+            value = _row_blocks(value, sets, d)
         out[key] = value
     return out, small
+
+
+def _row_blocks(value: Tensor, blocks: list[int], size: int) -> Tensor:
+    """The given blocks of `size` rows of a stacked per-set matrix, in order."""
+    if blocks == list(range(len(blocks))):
+        return value[: len(blocks) * size]  # a view: no copy
+    return torch.cat([value[b * size : (b + 1) * size] for b in blocks])
 
 
 def load_lm(

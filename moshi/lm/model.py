@@ -56,15 +56,17 @@ class LMModel(nn.Module):
         super().__init__()
         cfg = self.config = config
         self.emb = nn.ModuleList(Embedding(cfg.card + 1, cfg.dim) for _ in range(cfg.n_q))
-        self.text_emb = Embedding(cfg.text_card + 1, cfg.dim)
+        self.text_emb = Embedding(cfg.text_card + 1, cfg.dim, demux=cfg.demux_second_text_stream)
         self.transformer = TemporalTransformer(cfg)
         self.out_norm = RMSNorm(cfg.dim)
         self.text_linear = nn.Linear(cfg.dim, cfg.text_card, bias=False)
         if cfg.dep_q:
-            d = cfg.depformer_dim
-            self.depformer_in = nn.ModuleList(nn.Linear(cfg.dim, d, bias=False) for _ in range(cfg.dep_q))
-            self.depformer_text_emb = Embedding(cfg.text_card + 1, d)
-            self.depformer_emb = nn.ModuleList(Embedding(cfg.card + 1, d) for _ in range(cfg.dep_q - 1))
+            d, rank = cfg.depformer_dim, cfg.depformer_low_rank_embeddings
+            self.depformer_in = nn.ModuleList(  # one per weight set
+                nn.Linear(cfg.dim, d, bias=False) for _ in range(cfg.depformer_weight_sets)
+            )
+            self.depformer_text_emb = Embedding(cfg.text_card + 1, d, rank, cfg.demux_second_text_stream)
+            self.depformer_emb = nn.ModuleList(Embedding(cfg.card + 1, d, rank) for _ in range(cfg.dep_q - 1))
             self.depformer = Depformer(cfg)
             self.linears = nn.ModuleList(nn.Linear(d, cfg.card, bias=False) for _ in range(cfg.dep_q))
         if cfg.extra_heads_num_heads:
@@ -137,7 +139,7 @@ class LMModel(nn.Module):
         """Logits [N, card] of audio codebook k. h [N, dim]: the frame's temporal output;
         previous_token [N]: the frame's text token for k = 0, its audio token k - 1 after."""
         emb = self.depformer_text_emb if k == 0 else self.depformer_emb[k - 1]
-        x = self.depformer_in[k](h) + emb(previous_token)
+        x = self.depformer_in[self.config.depformer_weight_set(k)](h) + emb(previous_token)
         return self.linears[k](self.depformer(x, k, cache))
 
     def extra_heads_probs(self, h: Tensor) -> list[Tensor]:

@@ -29,6 +29,7 @@ def load_tts(
         lm,
         files.load_tokenizer(),
         delay_steps=config.delay_steps,
+        second_stream_ahead=config.second_stream_ahead,
         voice_suffix=config.voice_suffix,
         cuda_graphs=cuda_graphs,
         **options,

@@ -16,6 +16,7 @@ MAX_CFG_COEF = 10.0
 @dataclass(frozen=True)
 class TTSOptions:
     delay_steps: int  # the audio lags the text by this many steps
+    second_stream_ahead: int = 0  # > 0: a second text stream reads this many words ahead
     temp: float = 0.6  # sampling temperature of text and audio tokens (0: greedy)
     cfg_coef: float = 1.0  # real classifier-free guidance (doubles the batch) when != 1
     initial_padding: int = 2  # steps of silence before the first word
@@ -26,7 +27,14 @@ class TTSOptions:
     seed: int | None = None  # random generators of the sampling (None: random)
 
     def __post_init__(self) -> None:
-        for name in ("delay_steps", "initial_padding", "max_padding", "final_padding", "padding_between"):
+        for name in (
+            "delay_steps",
+            "second_stream_ahead",
+            "initial_padding",
+            "max_padding",
+            "final_padding",
+            "padding_between",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
@@ -43,6 +51,7 @@ class TTSConfig:
 
     audio_delay: float  # seconds the audio lags the text
     voice_suffix: str  # voices of this model are `<name><voice_suffix>` in the voice repo
+    second_stream_ahead: int = 0  # > 0: the second text stream's lookahead, in words
 
     @property
     def delay_steps(self) -> int:
@@ -58,7 +67,11 @@ class TTSConfig:
         delay: Any = r.pop("audio_delay")
         if not isinstance(delay, (int, float)) or delay < 0:
             raise ValueError(f"config.tts_config.audio_delay must be a number >= 0, got {delay!r}")
-        r.require("multistream", False)
-        r.pop("second_stream_ahead")  # how far a second text stream leads: multistream only
+        r.require("multistream", False)  # several audio streams: not implemented
+        ahead: Any = r.pop("second_stream_ahead", 0)
+        if not isinstance(ahead, int) or isinstance(ahead, bool) or ahead < 0:
+            raise ValueError(f"config.tts_config.second_stream_ahead must be an integer >= 0, got {ahead!r}")
+        if ahead and not config.lm.demux_second_text_stream:
+            raise ValueError("config.tts_config.second_stream_ahead needs a model with demux_second_stream")
         r.warn_unknown()
-        return cls(float(delay), voice_suffix(config.model_id))
+        return cls(float(delay), voice_suffix(config.model_id), ahead)

@@ -53,7 +53,9 @@ class WordTiming:
 class TTSResult:
     """One script's generation."""
 
-    frames: Tensor  # [1, 1 + n_q, T]: the text token fed, then the audio tokens (-1: none yet)
+    # [1, 1 + n_q, T]: the text token fed (both streams muxed for models with a second text
+    # stream, see state_machine.py), then the audio tokens (-1: none yet)
+    frames: Tensor
     transcript: list[tuple[str, int]]  # (word, step where it started)
     end_step: int | None  # step where the script ran out (None: stopped by max_steps)
     delay_steps: int  # frames before the audio starts
@@ -80,9 +82,10 @@ class TTSResult:
 class TTS:
     """Text-to-speech over one model. `tokenizer`: a `TextTokenizer` or the path of the
     SentencePiece model; `delay_steps`: how far the audio lags the text (the config's
-    `tts_config.audio_delay` * 12.5); `voice_suffix`: how the voice repo names this model's
-    voices (see voices.py). Other options: see `TTSOptions`. One generation at a time (a
-    batch of scripts runs as one).
+    `tts_config.audio_delay` * 12.5); `second_stream_ahead`: the config's
+    `tts_config.second_stream_ahead` (models with a second text stream); `voice_suffix`: how
+    the voice repo names this model's voices (see voices.py). Other options: see `TTSOptions`.
+    One generation at a time (a batch of scripts runs as one).
 
     `keep_session` (default: with CUDA graphs) keeps the generator's streaming session open
     between generations of the same batch size, restarting its items instead, so that its
@@ -106,6 +109,10 @@ class TTS:
         self.model = model
         self.tokenizer = tokenizer if isinstance(tokenizer, TextTokenizer) else TextTokenizer(tokenizer)
         self.options = TTSOptions(delay_steps=delay_steps, **options)  # type: ignore[arg-type]
+        if self.options.second_stream_ahead and not cfg.demux_second_text_stream:
+            raise ValueError(
+                "second_stream_ahead needs a model with a second text stream (demux_second_stream)"
+            )
         self.voice_suffix, self.voice_repo = voice_suffix, voice_repo
         self.keep_session = (
             cuda_graphs and model.device.type == "cuda" if keep_session is None else keep_session
@@ -292,5 +299,9 @@ class TTS:
     def _machine(self, complete: bool) -> WordStateMachine:
         o = self.options
         return WordStateMachine(
-            max_padding=o.max_padding, initial_padding=o.initial_padding, complete=complete
+            max_padding=o.max_padding,
+            initial_padding=o.initial_padding,
+            complete=complete,
+            second_stream_ahead=o.second_stream_ahead,
+            mux_card=self.model.config.text_mux_card,
         )

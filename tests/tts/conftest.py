@@ -7,6 +7,7 @@ from tests.helpers import FIXTURES, fixture_meta
 
 TTS_TINY = FIXTURES / "tts_lm_tiny"  # CFG distilled into a `cfg` condition
 TTS_CFG_TINY = FIXTURES / "tts_cfg_lm_tiny"  # real CFG (doubled batch)
+TTS_16B_TINY = FIXTURES / "tts_16b_lm_tiny"  # the released 1.6B's features: second text stream...
 TOKENIZER = FIXTURES / "tiny_spm_100.model"
 
 
@@ -23,6 +24,11 @@ def tts_lm():
 @pytest.fixture(scope="session")
 def tts_cfg_lm():
     return load_lm(TTS_CFG_TINY / "weights.safetensors", TTS_CFG_TINY / "config.json")
+
+
+@pytest.fixture(scope="session")
+def tts_16b_lm():
+    return load_lm(TTS_16B_TINY / "weights.safetensors", TTS_16B_TINY / "config.json")
 
 
 def make_tts(lm, **options):
