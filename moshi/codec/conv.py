@@ -8,6 +8,9 @@ multiples of the stride.
 `CausalConvTranspose1d` computes the full transposed conv, then keeps its last
 `kernel - stride` samples (bias removed) to be overlap-added to the next chunk's start;
 offline they are simply trimmed.
+
+On CPU, convs with big weights run as one matrix product (moshi.kernels.conv), which
+equals PyTorch's convolution up to float rounding and is faster there.
 """
 
 from __future__ import annotations
@@ -18,13 +21,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..kernels import conv as fast
 from ..nn.streaming import StreamingModule, StreamState, masked_fill_
 
 
 @dataclass
 class ConvState(StreamState):
     previous: Tensor  # [B, C_in, left_context] end of the input seen so far
-    fresh: Tensor  # [B] bool, True until the stream's first chunk (replicate padding)
+    fresh: Tensor  # [B] bool, True until the stream's first chunk (read by replicate padding)
 
     def reset(self, mask: Tensor | None) -> None:
         masked_fill_(self.previous, mask, 0.0)
@@ -54,6 +58,8 @@ class CausalConv1d(StreamingModule[ConvState]):
         self.stride = stride
         self.pad_mode = pad_mode
         self.left_context = (kernel_size - 1) * dilation + 1 - stride
+        # The conv's matrix product on another weight format, set by transforms (kernels.int8).
+        self.matmul: nn.Module | None = None
 
     def init_state(self, batch_size: int) -> ConvState:
         w = self.conv.weight
@@ -65,7 +71,10 @@ class CausalConv1d(StreamingModule[ConvState]):
     def forward(self, x: Tensor) -> Tensor:
         if x.shape[-1] % self.stride:
             raise ValueError(f"input length {x.shape[-1]} is not a multiple of the stride {self.stride}")
-        return self.conv(self.pad(x))
+        x, conv = self.pad(x), self.conv
+        if self.matmul is not None or fast.prefers_matmul(conv, x):
+            return fast.conv1d(x, conv.weight, conv.bias, self.stride, conv.dilation[0], self.matmul)
+        return conv(x)
 
     def pad(self, x: Tensor) -> Tensor:
         """The input with its left context prepended: [B, C_in, left_context + T]."""
@@ -80,9 +89,9 @@ class CausalConv1d(StreamingModule[ConvState]):
         previous = state.previous
         if self.pad_mode == "replicate":
             previous = torch.where(state.fresh[:, None, None], x[..., :1].expand_as(previous), previous)
+            state.fresh = self.where_executing(torch.zeros_like(state.fresh), state.fresh)
         x = torch.cat([previous, x], dim=-1)
         state.previous = self.where_executing(x[..., -n:], state.previous)
-        state.fresh = self.where_executing(torch.zeros_like(state.fresh), state.fresh)
         return x
 
 
@@ -114,13 +123,20 @@ class CausalConvTranspose1d(StreamingModule[ConvTrState]):
         )
         self.stride = stride
         self.overlap = kernel_size - stride
+        # The conv's matrix product on another weight format, set by transforms (kernels.int8).
+        self.matmul: nn.Module | None = None
 
     def init_state(self, batch_size: int) -> ConvTrState:
         w = self.convtr.weight
         return ConvTrState(partial=w.new_zeros(batch_size, self.convtr.out_channels, self.overlap))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.overlap_add(self.convtr(x), x.shape[-1] * self.stride)
+        conv = self.convtr
+        if self.matmul is not None or fast.prefers_matmul(conv, x):
+            y = fast.conv_transpose1d(x, conv.weight, conv.bias, self.stride, self.matmul)
+        else:
+            y = conv(x)
+        return self.overlap_add(y, x.shape[-1] * self.stride)
 
     def overlap_add(self, y: Tensor, length: int) -> Tensor:
         """From the full transposed-conv output y [B, C_out, (T - 1) * stride + kernel],
@@ -128,8 +144,7 @@ class CausalConvTranspose1d(StreamingModule[ConvTrState]):
         state = self.state
         if state is None or self.overlap == 0:
             return y[..., :length]
-        n = self.overlap
-        y = torch.cat([y[..., :n] + state.partial, y[..., n:]], dim=-1)
+        y[..., : self.overlap] += state.partial  # y is ours: a fresh output
         tail = y[..., length:]
         if self.convtr.bias is not None:
             tail = tail - self.convtr.bias[:, None]

@@ -6,17 +6,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..nn.attention import Attention
+from ..nn.attention import Attention, SharedStep
 from .config import MimiConfig
 
 
 class LayerScale(nn.Module):
+    """residual + scale * x, one fused op; [..., D]."""
+
     def __init__(self, dim: int):
         super().__init__()
         self.scale = nn.Parameter(torch.empty(dim))
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.scale * x
+    def forward(self, x: Tensor, residual: Tensor) -> Tensor:
+        return torch.addcmul(residual, self.scale, x)
 
 
 class CodecTransformerLayer(nn.Module):
@@ -33,9 +35,9 @@ class CodecTransformerLayer(nn.Module):
         self.linear2 = nn.Linear(cfg.dim_feedforward, d, bias=False)
         self.layer_scale_2 = LayerScale(d)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.layer_scale_1(self.self_attn(self.norm1(x)))
-        return x + self.layer_scale_2(self.linear2(F.gelu(self.linear1(self.norm2(x)))))
+    def forward(self, x: Tensor, shared: SharedStep | None = None) -> Tensor:
+        x = self.layer_scale_1(self.self_attn(self.norm1(x), shared), residual=x)
+        return self.layer_scale_2(self.linear2(F.gelu(self.linear1(self.norm2(x)))), residual=x)
 
 
 class CodecTransformer(nn.Module):
@@ -47,6 +49,7 @@ class CodecTransformer(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = x.transpose(1, 2)
+        shared = SharedStep()  # positions, RoPE and mask: computed by the first layer
         for layer in self.layers:
-            x = layer(x)
+            x = layer(x, shared)
         return x.transpose(1, 2)

@@ -8,6 +8,9 @@ Streaming, keys live in a ring buffer of `context` slots: each chunk is first wr
 into the ring (overwriting the oldest entries), then attends to whatever the ring holds,
 masked by the same rule. Memory is constant however long the stream runs; positions keep
 growing (RoPE needs no re-rotation when the ring wraps).
+
+A stack of layers passes one `SharedStep` to all its layers, so that positions, RoPE
+rotations and the mask are computed once per call rather than once per layer.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .rope import apply_rope
+from .rope import rope_rotation, rotate
 from .streaming import StreamingModule, StreamState, masked_fill_
 
 
@@ -38,6 +41,21 @@ class KVCache(StreamState):
         masked_fill_(self.values, mask, 0.0)
 
 
+@dataclass
+class SharedStep:
+    """What every attention layer of a stack computes identically during one forward call.
+
+    The first layer fills the fields, the next ones reuse them. Sharing is exact as long as
+    the layers' KV caches hold the same positions, which they do when they stream together
+    (entered, reset and exec-masked through their common root module).
+    """
+
+    positions: Tensor | None = None  # [B, T] ([1, T] offline) absolute positions of the chunk
+    rotation: Tensor | None = None  # [B, 1, T, D_head / 2] complex RoPE rotation
+    slots: Tensor | None = None  # [B, T] ring slots of the chunk (streaming)
+    mask: Tensor | None = None  # [B, 1, T, keys] additive: 0 where allowed, -inf elsewhere
+
+
 class Attention(StreamingModule[KVCache]):
     """Multi-head causal self-attention over at most `context` past positions.
 
@@ -52,6 +70,8 @@ class Attention(StreamingModule[KVCache]):
         self.rope_max_period = rope_max_period
         self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
         self.out_proj = nn.Linear(dim, dim, bias=False)
+        # A module computing x @ in_proj_weight.T instead, set by transforms (moshi.kernels.int8).
+        self.in_proj: nn.Module | None = None
 
     def init_state(self, batch_size: int) -> KVCache:
         w = self.in_proj_weight
@@ -63,36 +83,50 @@ class Attention(StreamingModule[KVCache]):
             offset=torch.zeros(batch_size, device=w.device, dtype=torch.long),
         )
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, shared: SharedStep | None = None) -> Tensor:
+        """x: [B, T, D] -> [B, T, D]. `shared`: see `SharedStep` (None: nothing shared)."""
         B, T, D = x.shape
-        q, k, v = F.linear(x, self.in_proj_weight).view(B, T, 3, self.num_heads, -1).unbind(2)
-        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [B, H, T, Dh]
+        shared = SharedStep() if shared is None else shared
         state = self.state
-        if state is None:
-            positions = torch.arange(T, device=x.device).expand(B, T)
-        else:
-            positions = state.offset[:, None] + torch.arange(T, device=x.device)  # [B, T]
+        if shared.positions is None:
+            shared.positions = torch.arange(T, device=x.device)[None]
+            if state is not None:
+                shared.positions = state.offset[:, None] + shared.positions
+        qkv = F.linear(x, self.in_proj_weight) if self.in_proj is None else self.in_proj(x)
+        qkv = qkv.view(B, T, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)  # [3, B, H, T, Dh]
+        q, k, v = qkv.unbind(0)
         if self.rope_max_period is not None:
-            q, k = apply_rope(q, k, positions, self.rope_max_period)
+            if shared.rotation is None:
+                rotation = rope_rotation(shared.positions, qkv.shape[-1], self.rope_max_period)
+                shared.rotation = rotation[:, None]
+            q, k = rotate(qkv[:2], shared.rotation).unbind(0)  # both in one op
 
         if state is None:
-            delta = positions[0, :, None] - positions[0, None, :]  # [T, T] query - key
-            mask = (delta >= 0) & (delta < self.context)
+            key_positions = shared.positions
         else:
-            k, v, key_positions = self._write(state, k, v, positions)
-            delta = positions[:, :, None] - key_positions[:, None, :]  # [B, T, capacity]
-            mask = ((key_positions[:, None, :] >= 0) & (delta >= 0) & (delta < self.context))[:, None]
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            if shared.slots is None:
+                shared.slots = shared.positions.expand(B, T) % self.context
+            k, v, key_positions = self._write(state, k, v, shared.positions.expand(B, T), shared.slots)
+        if shared.mask is None:
+            shared.mask = self._mask(shared.positions, key_positions, x.dtype)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=shared.mask)  # [B, H, T, Dh]
         return self.out_proj(out.transpose(1, 2).reshape(B, T, D))
 
+    def _mask(self, positions: Tensor, key_positions: Tensor, dtype: torch.dtype) -> Tensor:
+        """positions [B, T], key_positions [B, K] (-1: empty slot) -> additive [B, 1, T, K]."""
+        delta = positions[:, :, None] - key_positions[:, None, :]  # [B, T, K] query - key
+        allowed = (key_positions[:, None, :] >= 0) & (delta >= 0) & (delta < self.context)
+        zero = torch.zeros((), device=positions.device, dtype=dtype)
+        return torch.where(allowed, zero, float("-inf"))[:, None]
+
     def _write(
-        self, state: KVCache, k: Tensor, v: Tensor, positions: Tensor
+        self, state: KVCache, k: Tensor, v: Tensor, positions: Tensor, slots: Tensor
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """Write the chunk's keys/values into the ring; returns the whole ring."""
+        """Write the chunk's keys/values [B, H, T, Dh] at its positions [B, T] into the ring
+        `slots` [B, T]; returns the whole ring (keys, values, key positions)."""
         B, H, T, Dh = k.shape
         if self.context < T:
             raise ValueError(f"a streaming chunk of {T} steps exceeds the context ({self.context})")
-        slots = positions % self.context  # [B, T]
         kv_slots = slots[:, None, :, None].expand(B, H, T, Dh)
         if self.exec_mask is not None:
             k = self.where_executing(k, state.keys.gather(2, kv_slots))

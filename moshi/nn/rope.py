@@ -1,4 +1,8 @@
-"""Rotary position embedding, interleaved layout (pairs x[2i], x[2i+1]), in float32."""
+"""Rotary position embedding, interleaved layout (pairs x[2i], x[2i+1]), in float32.
+
+The pair (x[2i], x[2i+1]) at position p is rotated by the angle p * max_period ** (-2i / D),
+i.e. multiplied, as the complex number x[2i] + j x[2i+1], by a unit complex `rotation`.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +12,26 @@ import torch
 from torch import Tensor
 
 
+def rope_rotation(positions: Tensor, dim: int, max_period: float) -> Tensor:
+    """positions: [...] (any integer or float dtype) -> complex64 [..., dim / 2]."""
+    freqs = torch.exp(
+        torch.arange(dim // 2, device=positions.device, dtype=torch.float32)
+        * (-math.log(max_period) * 2 / dim)
+    )
+    angles = positions.to(torch.float32)[..., None] * freqs
+    return torch.polar(torch.ones_like(angles), angles)
+
+
+def rotate(x: Tensor, rotation: Tensor) -> Tensor:
+    """x: [..., D] rotated by `rotation` [..., D / 2] (broadcast against x), in x's dtype."""
+    xc = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))
+    return torch.view_as_real(xc * rotation).flatten(-2).to(x.dtype)
+
+
 def apply_rope(q: Tensor, k: Tensor, positions: Tensor, max_period: float) -> tuple[Tensor, Tensor]:
     """Rotate queries and keys by their absolute positions.
 
-    q, k: [B, H, T, D] (D even); positions: [B, T] (any integer or float dtype).
-    Returns q, k rotated, in their input dtype. The angle of pair i at position p is
-    p * max_period ** (-2i / D), computed in float32.
+    q, k: [B, H, T, D] (D even); positions: [B, T]. Returns q, k rotated, in their dtype.
     """
-    d = q.shape[-1]
-    freqs = torch.exp(
-        torch.arange(d // 2, device=q.device, dtype=torch.float32) * (-math.log(max_period) * 2 / d)
-    )
-    angles = positions.to(torch.float32)[:, None, :, None] * freqs  # [B, 1, T, D/2]
-    cos, sin = torch.cos(angles), torch.sin(angles)
-    return _rotate(q, cos, sin), _rotate(k, cos, sin)
-
-
-def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    xf = x.float().unflatten(-1, (-1, 2))  # [B, H, T, D/2, 2]
-    re, im = xf[..., 0], xf[..., 1]
-    out = torch.stack((re * cos - im * sin, re * sin + im * cos), dim=-1)
-    return out.flatten(-2).to(x.dtype)
+    rotation = rope_rotation(positions, q.shape[-1], max_period)[:, None]  # [B, 1, T, D/2]
+    return rotate(q, rotation), rotate(k, rotation)

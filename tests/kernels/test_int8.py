@@ -1,0 +1,71 @@
+"""The opt-in int8 weights (moshi.kernels.int8) stay within their stated tolerances of the
+exact float32 path. Tolerances are max-abs errors relative to the exact output's max-abs."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from moshi.codec import Mimi, MimiConfig, load_mimi
+from moshi.kernels import conv as fast
+from moshi.kernels import int8
+from tests.helpers import FIXTURES, fixture_io, rel_err
+
+TINY = FIXTURES / "mimi_tiny"
+FRAME = 1920
+LINEAR_TOL = 0.02  # one product: int8 weights and bfloat16 activations
+DECODE_TOL = 0.03  # a whole decode of the tiny model, every conv in int8
+CODES_AGREE = 0.8  # fraction of codes equal to the exact path's
+
+
+@pytest.mark.parametrize("rows", [1, 2, 16, 17, 300])  # the int8 kernel, then dequantized float32
+@pytest.mark.parametrize("n,k", [(64, 32), (1536, 512), (512, 2048)])
+def test_int8_linear_is_close(rows, n, k):
+    w, x = torch.randn(n, k) / k**0.5, torch.randn(3, rows, k)
+    exact = F.linear(x, w)
+    assert rel_err(int8.Int8Linear(w)(x), exact) < LINEAR_TOL
+
+
+def test_apply_quantizes_the_transformers_and_the_big_convs():
+    with torch.device("meta"):
+        mimi = int8.apply(Mimi(MimiConfig()))
+    layer = mimi.encoder_transformer.layers[0]
+    for module in (layer.self_attn.in_proj, layer.self_attn.out_proj, layer.linear1, layer.linear2):
+        assert isinstance(module, int8.Int8Linear)
+    assert isinstance(mimi.encoder.model[12].matmul, int8.Int8Linear)  # 1024 x 512 x 16
+    assert isinstance(mimi.decoder.model[2].matmul, int8.Int8Linear)  # transposed, 1024 x 512 x 16
+    assert mimi.encoder.model[3].matmul is None  # 128 x 64 x 8: small, stays float32
+    assert mimi.upsample.matmul is None  # depthwise
+
+
+@pytest.fixture
+def mimis(monkeypatch):
+    """The tiny model exactly, and in int8 with every conv on the matmul path."""
+    monkeypatch.setattr(fast, "MATMUL_MIN_WEIGHTS", 0)
+    load = lambda: load_mimi(TINY / "weights.safetensors", TINY / "config.json")  # noqa: E731
+    return load(), int8.apply(load())
+
+
+def _stream_codes(mimi, pcm):
+    with mimi.streaming(pcm.shape[0]):
+        return torch.cat([mimi.encode(f) for f in pcm.split(FRAME, dim=-1)], -1)
+
+
+def _stream_decode(mimi, codes):
+    with mimi.streaming(codes.shape[0]):
+        return torch.cat([mimi.decode(c) for c in codes.split(1, dim=-1)], -1)
+
+
+def test_int8_mimi_is_close_offline(mimis):
+    exact, approx = mimis
+    io = fixture_io("mimi_tiny")
+    pcm, codes = io["pcm"], io["codes"]
+    assert (approx.encode(pcm) == exact.encode(pcm)).float().mean() >= CODES_AGREE
+    assert rel_err(approx.decode(codes), exact.decode(codes)) < DECODE_TOL
+
+
+def test_int8_mimi_is_close_streaming(mimis):
+    exact, approx = mimis
+    io = fixture_io("mimi_tiny")
+    pcm, codes = io["pcm"], io["codes"]
+    assert (_stream_codes(approx, pcm) == _stream_codes(exact, pcm)).float().mean() >= CODES_AGREE
+    assert rel_err(_stream_decode(approx, codes), _stream_decode(exact, codes)) < DECODE_TOL
