@@ -26,16 +26,26 @@ class Codebook(nn.Module):
         self.register_buffer("cluster_usage", torch.ones(size))
         self.register_buffer("embedding_sum", torch.zeros(size, dim))
         self.register_buffer("centroids", torch.zeros(size, dim), persistent=False)
+        # [centroid, 1, |centroid|^2]: the centroid side of the distance product, see `encode`.
+        self.register_buffer("augmented", torch.zeros(size, dim + 2), persistent=False)
         self.register_load_state_dict_post_hook(lambda module, _keys: module.refresh())
 
     def refresh(self) -> None:
         """Recompute the centroids from the EMA statistics (after loading weights)."""
         usage = self.cluster_usage.clamp(min=CLUSTER_USAGE_EPS)[:, None]
         self.centroids = self.embedding_sum / usage
+        c = self.centroids
+        self.augmented = torch.cat([c, torch.ones_like(c[:, :1]), c.pow(2).sum(-1, keepdim=True)], -1)
 
     def encode(self, x: Tensor) -> Tensor:
-        """x: [N, dim] -> index of the nearest centroid [N] (Euclidean)."""
-        return torch.cdist(x[None], self.centroids[None], p=2.0)[0].argmin(dim=-1)
+        """x: [N, dim] -> index of the nearest centroid [N] (Euclidean).
+
+        Distances are computed the way `torch.cdist` computes them for large inputs (and so
+        the way the reference does, bit for bit): sqrt(|x|^2 - 2 x.c + |c|^2) as one product
+        [-2x, |x|^2, 1] @ [c, 1, |c|^2]^T, with the centroid side computed once at load."""
+        x_side = torch.cat([x * -2, x.pow(2).sum(-1, keepdim=True), torch.ones_like(x[:, :1])], -1)
+        distances = (x_side @ self.augmented.mT).clamp_min_(1e-30).sqrt_()
+        return distances.argmin(dim=-1)
 
 
 class ResidualVQ(nn.Module):
