@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..nn.attention import Attention
+from ..nn.attention import Attention, SharedStep
 from .cross_attention import CrossAttention
 
 ZERO_TOKEN = -1  # embeds to an exact zero vector (a stream with nothing in it)
@@ -98,9 +98,12 @@ class TransformerLayer(nn.Module):
         self.norm2 = RMSNorm(dim)
         self.gating = Gating(dim, hidden)
 
-    def forward(self, x: Tensor, cross_source: Tensor | None = None) -> Tensor:
-        """x [B, T, D]; cross_source [B, S, D] offline (None while streaming: cached)."""
-        x = x + self.self_attn(self.norm1(x))
+    def forward(
+        self, x: Tensor, cross_source: Tensor | None = None, shared: SharedStep | None = None
+    ) -> Tensor:
+        """x [B, T, D]; cross_source [B, S, D] offline (None while streaming: cached);
+        shared: positions, RoPE and mask common to the layers of one call."""
+        x = x + self.self_attn(self.norm1(x), shared)
         if self.cross_attention is not None and self.norm_cross is not None:
             x = x + self.cross_attention(self.norm_cross(x), cross_source)
         return x + self.gating(self.norm2(x))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ..nn.attention import SharedStep
 from .conditioners import ConditionProvider, Conditions, ConditionValues, fuse
 from .config import LMConfig
 from .cross_attention import CrossAttention
@@ -44,8 +45,9 @@ class TemporalTransformer(nn.Module):
         )
 
     def forward(self, x: Tensor, cross_source: Tensor | None = None) -> Tensor:
+        shared = SharedStep()  # positions, RoPE and mask: computed by the first layer
         for layer in self.layers:
-            x = layer(x, cross_source)
+            x = layer(x, cross_source, shared)
         return x
 
 
