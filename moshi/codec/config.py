@@ -78,9 +78,8 @@ class MimiConfig:
         Values we do not implement (non-causal, other norms...) raise ValueError; keys we
         do not know are named in a warning.
         """
-        if not isinstance(config, dict):
-            config = json.loads(Path(config).read_text())
-        reader = ConfigReader(config, "mimi config")
+        data = config if isinstance(config, dict) else json.loads(Path(config).read_text())
+        reader = ConfigReader(data, "mimi config")
         sea = ConfigReader(reader.pop("seanet", {}), "seanet")
         quant = ConfigReader(reader.pop("quantizer", {}), "quantizer")
         tr = ConfigReader(reader.pop("transformer", {}), "transformer")

@@ -20,6 +20,11 @@ CLUSTER_USAGE_EPS = 1e-5
 class Codebook(nn.Module):
     """`size` centroids of dimension `dim`, derived from the checkpoint's EMA buffers."""
 
+    cluster_usage: Tensor  # [size]
+    embedding_sum: Tensor  # [size, dim]
+    centroids: Tensor  # [size, dim]
+    augmented: Tensor  # [size, dim + 2]
+
     def __init__(self, size: int, dim: int):
         super().__init__()
         self.register_buffer("_initialized", torch.zeros(1))
@@ -55,7 +60,7 @@ class ResidualVQ(nn.Module):
         super().__init__()
         self.input_proj = nn.Conv1d(cfg.dimension, cfg.codebook_dim, 1, bias=False)
         self.output_proj = nn.Conv1d(cfg.codebook_dim, cfg.dimension, 1, bias=False)
-        self.codebooks = nn.ModuleList(
+        self.codebooks: list[Codebook] = nn.ModuleList(  # type: ignore[assignment]
             Codebook(cfg.codebook_size, cfg.codebook_dim) for _ in range(num_codebooks)
         )
 
@@ -72,10 +77,9 @@ class ResidualVQ(nn.Module):
 
     def decode(self, codes: Tensor) -> Tensor:
         """codes: [B, n, T] -> [B, D_latent, T]."""
-        quantized = sum(
-            F.embedding(codes[:, i], cb.centroids) for i, cb in enumerate(self.codebooks[: codes.shape[1]])
-        )
-        assert isinstance(quantized, Tensor)
+        quantized = F.embedding(codes[:, 0], self.codebooks[0].centroids)  # [B, T, dim]
+        for i in range(1, codes.shape[1]):
+            quantized = quantized + F.embedding(codes[:, i], self.codebooks[i].centroids)
         return self.output_proj(quantized.transpose(1, 2))
 
 

@@ -115,8 +115,8 @@ def decode(message: bytes | bytearray | memoryview | str) -> Message:
     if len(data) > MAX_MESSAGE_BYTES:
         raise ValueError(f"message of {len(data)} bytes exceeds {MAX_MESSAGE_BYTES}")
     kind, body = _KINDS.get(data[0], data[0]), data[1:]
-    if kind in (MessageKind.TEXT, MessageKind.ERROR):
-        return Message(kind, _utf8(kind, body))
+    if kind == MessageKind.TEXT or kind == MessageKind.ERROR:
+        return Message(kind, _utf8(MessageKind(kind), body))
     if kind == MessageKind.METADATA:
         return Message(kind, _json_object(body))
     if kind == MessageKind.CONTROL:

@@ -35,6 +35,10 @@ def test_top_k_never_leaves_the_k_most_likely():
 def test_an_items_draws_do_not_depend_on_its_neighbours(ks):
     logits = torch.randn(2, 64)
     alone = sample(logits[:1], [0.9], [ks[0]], [make_generator(9, torch.device("cpu"))])
-    both = sample(logits, [0.9, 0.5], list(ks), [make_generator(9, torch.device("cpu")),
-                                                   make_generator(10, torch.device("cpu"))])
+    both = sample(
+        logits,
+        [0.9, 0.5],
+        list(ks),
+        [make_generator(9, torch.device("cpu")), make_generator(10, torch.device("cpu"))],
+    )
     assert both[0] == alone[0]
