@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from moshi.kernels import int8
 from moshi.lm import LMConfig, LMModel
 from moshi.lm.generator import Generator
 
@@ -118,6 +119,25 @@ def main() -> None:
             if batch == 1 and not graphs:
                 ours = ms
             print(json.dumps(line), flush=True)
+    ours_int8 = None
+    if args.device == "cpu":  # the opt-in, approximate int8 weights (moshi/kernels/int8.py)
+        int8.apply_lm(model)
+        for batch in args.batch:
+            gen = Generator(model, temp=0.8, temp_text=0.7, top_k=250, top_k_text=25, seed=0)
+            ms = time_steps(gen, batch, steps, warmup)
+            print(
+                json.dumps(
+                    dict(
+                        bench=f"{args.preset}-int8",
+                        impl="ours",
+                        device="cpu",
+                        batch=batch,
+                        step_ms=round(ms, 2),
+                        threads=args.threads,
+                    )
+                ),
+                flush=True,
+            )
     if args.reference and args.preset == "lm-small":
         out = subprocess.run(
             [args.reference, args.reference_script, "lm-small"],
@@ -129,18 +149,15 @@ def main() -> None:
         for text in out.stdout.splitlines():
             ref = json.loads(text)
             print(json.dumps(ref), flush=True)
-            if ours is not None:
-                print(
-                    json.dumps(
-                        dict(
-                            bench="lm-small-ratio",
-                            reference_ms=ref["step_ms"],
-                            ours_ms=round(ours, 2),
-                            speedup=round(ref["step_ms"] / ours, 2),
-                        )
-                    ),
-                    flush=True,
-                )
+            for name, ms in (("lm-small-ratio", ours), ("lm-small-int8-ratio", ours_int8)):
+                if ms is not None:
+                    ratio = dict(
+                        bench=name,
+                        reference_ms=ref["step_ms"],
+                        ours_ms=round(ms, 2),
+                        speedup=round(ref["step_ms"] / ms, 2),
+                    )
+                    print(json.dumps(ratio), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
-"""Opt-in and approximate: Mimi with int8 weights, for faster CPU streaming.
+"""Opt-in and approximate: int8 weights, for faster CPU streaming.
 
     from moshi.kernels import int8
-    int8.apply(mimi)    # in place
+    int8.apply(mimi)      # Mimi, in place
+    int8.apply_lm(lm)     # the LM, in place
 
 Every matrix product on a big weight gets an int8 copy of it, one scale per output channel:
 the linear layers of both transformers (attention projections, feed-forward) and the
@@ -22,14 +23,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..codec.conv import CausalConv1d, CausalConvTranspose1d
+from ..lm.depformer import PerStepAttention
 from ..nn.attention import Attention
 from . import conv as fast
 
 if TYPE_CHECKING:
     from ..codec.model import Mimi
+    from ..lm.model import LMModel
 
 # Up to this many rows (batch x steps) per call, the int8 kernel beats float32 at 2 threads.
 INT8_KERNEL_MAX_ROWS = 16
+# torch's int8 kernel gives wrong results, or crashes, unless the input width is a multiple
+# of this (seen with torch 2.13 on x86-64: widths 8, 24, 88... fail).
+INT8_KERNEL_WIDTH_MULTIPLE = 16
 
 
 class Int8Linear(nn.Module):
@@ -47,7 +53,11 @@ class Int8Linear(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         rows = x.reshape(-1, x.shape[-1])  # [M, K]
-        if x.device.type == "cpu" and rows.shape[0] <= INT8_KERNEL_MAX_ROWS:
+        if (
+            x.device.type == "cpu"
+            and rows.shape[0] <= INT8_KERNEL_MAX_ROWS
+            and rows.shape[1] % INT8_KERNEL_WIDTH_MULTIPLE == 0
+        ):
             rows = rows.to(torch.bfloat16).contiguous()
             y = torch.ops.aten._weight_int8pack_mm(rows, self.weight, self.scales)
         else:
@@ -57,10 +67,15 @@ class Int8Linear(nn.Module):
 
 def quantize_linears(root: nn.Module) -> None:
     """Give every bias-free nn.Linear under `root`, and every attention input projection,
-    int8 weights (in place)."""
+    int8 weights (in place). The depformer's attention (weights per codebook step, stacked)
+    gets one int8 projection per weight set."""
     for module in list(root.modules()):
         if isinstance(module, Attention):
             module.in_proj = Int8Linear(module.in_proj_weight)
+        if isinstance(module, PerStepAttention):
+            module.in_projs = nn.ModuleList(Int8Linear(w) for w in module.in_proj_weight.chunk(module.sets))
+            module.out_projs = nn.ModuleList(Int8Linear(w) for w in module.out_proj.weight.chunk(module.sets))
+            continue  # its stacked out_proj is sliced per step, not called
         for name, child in module.named_children():
             if type(child) is nn.Linear and child.bias is None:
                 setattr(module, name, Int8Linear(child.weight))
@@ -75,6 +90,13 @@ def quantize_convs(root: nn.Module) -> None:
         elif isinstance(module, CausalConvTranspose1d) and fast.has_matmul_shape(module.convtr):
             w = module.convtr.weight  # [C_in, C_out, K]
             module.matmul = Int8Linear(w.view(w.shape[0], -1).T)
+
+
+def apply_lm(lm: LMModel) -> LMModel:
+    """The LM with int8 weights in every linear layer (in place); returns it. Embeddings
+    (row lookups, not matrix products) stay as they are."""
+    quantize_linears(lm)
+    return lm
 
 
 def apply(mimi: Mimi) -> Mimi:

@@ -50,21 +50,29 @@ class PerStepAttention(nn.Module):
 
     def __init__(self, dim: int, num_heads: int, sets: int):
         super().__init__()
-        self.dim, self.num_heads = dim, num_heads
+        self.dim, self.num_heads, self.sets = dim, num_heads, sets
         self.in_proj_weight = nn.Parameter(torch.empty(sets * 3 * dim, dim))
         self.out_proj = nn.Linear(dim, sets * dim, bias=False)
+        # Per-set modules computing the projections instead, set by transforms (moshi.kernels.int8).
+        self.in_projs: nn.ModuleList | None = None
+        self.out_projs: nn.ModuleList | None = None
 
     def forward(self, x: Tensor, step: int, weights: int, keys: Tensor, values: Tensor) -> Tensor:
         """x: [N, D] for sub-step `step` with weight set `weights`; keys/values:
         [N, H, dep_q, D_head], filled in place."""
         N, D = x.shape
-        w_in = self.in_proj_weight[weights * 3 * D : (weights + 1) * 3 * D]
-        q, k, v = F.linear(x, w_in).view(N, 3, self.num_heads, -1).unbind(1)  # [N, H, Dh]
+        if self.in_projs is None:
+            qkv = F.linear(x, self.in_proj_weight[weights * 3 * D : (weights + 1) * 3 * D])
+        else:
+            qkv = self.in_projs[weights](x)
+        q, k, v = qkv.view(N, 3, self.num_heads, -1).unbind(1)  # [N, H, Dh]
         keys[:, :, step] = k
         values[:, :, step] = v
         out = F.scaled_dot_product_attention(
             q[:, :, None], keys[:, :, : step + 1], values[:, :, : step + 1]
         )  # [N, H, 1, Dh]
+        if self.out_projs is not None:
+            return self.out_projs[weights](out.reshape(N, D))
         return F.linear(out.reshape(N, D), self.out_proj.weight[weights * D : (weights + 1) * D])
 
 

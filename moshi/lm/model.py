@@ -81,11 +81,12 @@ class LMModel(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.text_linear.weight.dtype
+        """The activations' dtype (the embeddings', whatever transforms did to the linears)."""
+        return self.text_emb.weight.dtype
 
     @property
     def device(self) -> torch.device:
-        return self.text_linear.weight.device
+        return self.text_emb.weight.device
 
     def initial_tokens(self) -> Tensor:
         """[1 + n_q]: the token each stream starts from (text_card, then card)."""

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from moshi.codec import Mimi, MimiConfig, load_mimi
 from moshi.kernels import conv as fast
 from moshi.kernels import int8
+from moshi.lm import load_lm
 from tests.helpers import FIXTURES, fixture_io, rel_err
 
 TINY = FIXTURES / "mimi_tiny"
@@ -69,3 +70,29 @@ def test_int8_mimi_is_close_streaming(mimis):
     pcm, codes = io["pcm"], io["codes"]
     assert (_stream_codes(approx, pcm) == _stream_codes(exact, pcm)).float().mean() >= CODES_AGREE
     assert rel_err(_stream_decode(approx, codes), _stream_decode(exact, codes)) < DECODE_TOL
+
+
+LM_LOGITS_TOL = 0.02  # the LM's logits, every linear layer in int8 (tiny model: ~0.9%)
+LM_ARGMAX_AGREE = 0.9  # teacher-forced greedy tokens equal to the exact path's
+
+
+def test_int8_lm_is_close():
+    d = FIXTURES / "moshi_lm_tiny"
+    io = fixture_io("moshi_lm_tiny")
+    exact = load_lm(d / "weights.safetensors", d / "config.json")
+    approx = int8.apply_lm(load_lm(d / "weights.safetensors", d / "config.json"))
+    assert isinstance(approx.text_linear, int8.Int8Linear)
+    assert approx.depformer.layers[0].self_attn.out_projs is not None
+    with torch.no_grad():
+        a, b = exact(io["codes"]), approx(io["codes"])
+    assert rel_err(b.text_logits, a.text_logits) < LM_LOGITS_TOL
+    assert rel_err(b.logits, a.logits) < LM_LOGITS_TOL
+    same = (b.logits.argmax(-1) == a.logits.argmax(-1))[a.mask]
+    assert same.float().mean() >= LM_ARGMAX_AGREE
+
+
+@pytest.mark.parametrize("width", [8, 24, 88, 96])
+def test_int8_linear_any_width(width):
+    """Widths the int8 kernel mishandles take the dequantized path."""
+    w, x = torch.randn(32, width) / width**0.5, torch.randn(2, width)
+    assert rel_err(int8.Int8Linear(w)(x), F.linear(x, w)) < LINEAR_TOL
