@@ -17,7 +17,7 @@ from ..lm import LMModel
 from ..lm.config import LMConfig
 from ..lm.text import TextTokenizer
 from ..models import ModelFiles
-from .common import STT_REPO, UserError, device_of, dtype_of, model_files
+from .common import STT_REPO, UserError, device_of, dtype_of, model_files, quantize_if_asked
 
 
 @dataclass(frozen=True)
@@ -77,4 +77,5 @@ def load(args: argparse.Namespace, files: ModelFiles) -> Loaded:
         tokenizer = files.load_tokenizer()
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from e
+    quantize_if_asked(args, device, lm, mimi)
     return Loaded(files, mimi, lm, tokenizer, device)

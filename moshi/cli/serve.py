@@ -14,7 +14,15 @@ from pathlib import Path
 from ..stream import protocol, routes, tls
 from ..stream.engine import Engine
 from ..stream.server import Server, ServerConfig
-from .common import DIALOGUE_REPO, UserError, add_model_args, device_of, dtype_of, model_files
+from .common import (
+    DIALOGUE_REPO,
+    UserError,
+    add_model_args,
+    device_of,
+    dtype_of,
+    model_files,
+    quantize_if_asked,
+)
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +108,9 @@ def build_server(args: argparse.Namespace) -> Server:
         raise UserError(f"--static {static}: no index.html there (use --static none to serve no page)")
     log.info("loading the model on %s", device)
     try:
-        engine = Engine(
-            files.load_mimi(device),
-            files.load_lm(device, dtype_of(args, device)),
-            files.load_tokenizer(),
-            max_sessions=args.max_sessions,
-        )
+        mimi, lm = files.load_mimi(device), files.load_lm(device, dtype_of(args, device))
+        quantize_if_asked(args, device, lm, mimi)
+        engine = Engine(mimi, lm, files.load_tokenizer(), max_sessions=args.max_sessions)
     except ValueError as e:
         raise UserError(f"cannot serve this model: {e}") from None
     config = ServerConfig(

@@ -25,7 +25,15 @@ import numpy as np
 
 from ..audio import SAMPLE_RATE, write_wav
 from ..tts import SpeechStream, TextInput, load_tts
-from .common import TTS_REPO, UserError, add_model_args, device_of, dtype_of, model_files
+from .common import (
+    TTS_REPO,
+    UserError,
+    add_model_args,
+    device_of,
+    dtype_of,
+    model_files,
+    quantize_if_asked,
+)
 from .files import check_outputs
 from .options import add_force_arg, add_subcommand
 
@@ -86,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             cfg_coef=args.cfg if lm.conditioners and not distilled else 1.0,
         )
+        quantize_if_asked(args, device, tts.model, mimi)
         stream = SpeechStream(tts, mimi, text, args.voice, args.cfg if distilled else None)
         if isinstance(text, TextInput):
             _read_lines_into(text, sys.stdin, new_turns=len(args.voice) >= 2)

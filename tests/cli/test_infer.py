@@ -77,3 +77,12 @@ def test_the_tail_stops_when_moshi_is_quiet():
         assert not d.done
     d.take(pad)
     assert d.done and len(d.moshi) == 5 + QUIET_FRAMES
+
+
+def test_int8_weights_on_cpu(moshi, dialogue_model, wav, tmp_path):
+    """--int8 (approximate, CPU) runs the same job: same length, some audio."""
+    out = tmp_path / "out"
+    r = moshi("infer", wav(seconds=0.5), "-o", out, "--max-tail", "0.4", "--int8", *dialogue_model)
+    assert r.code == 0, r.err
+    pcm, _ = sf.read(out / "talk.wav", dtype="float32")
+    assert pcm.shape == ((frames(0.5) + 5) * FRAME,) and np.abs(pcm).max() > 0
