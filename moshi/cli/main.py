@@ -35,13 +35,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f"moshi.cli.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"moshi.cli.{name}":
-                continue  # not written yet
-            raise
-        module.add_parser(subparsers)
+        importlib.import_module(f"moshi.cli.{name}").add_parser(subparsers)
     return parser
 
 

@@ -26,7 +26,18 @@ from .common import (
 
 log = logging.getLogger(__name__)
 
-WEB_DIR = Path(__file__).resolve().parents[2] / "web"  # the browser client, in a source checkout
+
+def _web_dir() -> Path:
+    """The browser client: web/ of a source checkout, else the copy a wheel installs as
+    moshi/web (see pyproject.toml)."""
+    package = Path(__file__).resolve().parents[1]
+    for candidate in (package.parent / "web", package / "web"):
+        if (candidate / "index.html").is_file():
+            return candidate
+    return package / "web"
+
+
+WEB_DIR = _web_dir()
 AUTH_ENV = "MOSHI_AUTH_TOKEN"  # the token without putting it on the command line
 DEFAULT_MAX_SESSIONS = 4
 DESCRIPTION = "Serve Moshi over websockets (Kyutai's protocol) and the web client."
