@@ -8,8 +8,9 @@ Weights are random (speed does not depend on them), voices too. Each run speaks 
 script with sampling on, and the audio is decoded through Mimi frame by frame as it comes
 (the released Mimi architecture, tiny Mimi for the tiny model). `ttfa_ms`: from the start
 to the first decoded audio of every item (the audio lags the text by `delay_steps`
-frames, so this is about delay_steps + 3 steps). `rtf`: seconds of audio per second of
-compute for one item (> 1: faster than real time); `throughput`: the same for the batch.
+frames, so this is about delay_steps + 3 steps). `rtf`: seconds of compute per second of
+audio, as everywhere in bench/ (< 1: faster than real time); `throughput`: seconds of audio
+made per second of compute, the whole batch together.
 
 Presets: `tiny` is the parity fixture's shape; `tts-100m` a ~100M-parameter model of the
 same family; `1.6b` approximates kyutai/tts-1.6b-en_fr (2048 wide, 16 layers, 32
@@ -135,7 +136,7 @@ def run(tts: TTS, mimi: Mimi, conditions: dict, batch: int, script: str) -> dict
         ttfa_ms=round(1000 * (first or elapsed), 1),
         audio_s=round(audio, 2),
         step_ms=round(1000 * elapsed / max(1, frames + tts.delay_steps + tts.model.config.max_delay), 2),
-        rtf=round(audio / elapsed, 3),
+        rtf=round(elapsed / audio, 3),
         throughput=round(batch * audio / elapsed, 3),
         words=len(feeders[0].machine.transcript),
     )
