@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -385,8 +385,3 @@ class Generator:
                 f"user codes must be in [0, {cfg.card}), "
                 f"got values in [{int(codes.min())}, {int(codes.max())}]"
             )
-
-
-def with_options(gen: Generator, **changes: object) -> SamplingOptions:
-    """The generator's default options with some fields changed (validated)."""
-    return replace(gen.options, **changes)  # type: ignore[arg-type]
