@@ -124,14 +124,6 @@ class LMConfig:
     def conditioner(self, name: str) -> ConditionerConfig | None:
         return next((c for c in self.conditioners if c.name == name), None)
 
-    @property
-    def text_initial_token(self) -> int:
-        return self.text_card
-
-    @property
-    def audio_initial_token(self) -> int:
-        return self.card
-
 
 @dataclass(frozen=True)
 class KyutaiConfig:

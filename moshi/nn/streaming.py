@@ -68,10 +68,6 @@ def streaming_modules(root: nn.Module) -> list[StreamingModule]:
     return [m for m in root.modules() if isinstance(m, StreamingModule)]
 
 
-def is_streaming(root: nn.Module) -> bool:
-    return any(m.state is not None for m in streaming_modules(root))
-
-
 @contextmanager
 def streaming(root: nn.Module, batch_size: int) -> Iterator[None]:
     """Put every streaming module under `root` in streaming mode for `batch_size` streams."""
