@@ -4,6 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV="${VENV:-.venv}"
+# The browser end-to-end test drives Debian's Chromium (never a downloaded browser).
+if ! command -v chromium >/dev/null; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+  else
+    echo "note: no chromium here; tests/web/test_browser.py needs it (or set MOSHI_SKIP_BROWSER=1)" >&2
+  fi
+fi
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip
 # Install torch first and explicitly: letting pip resolve `torch>=2.4` on its own can pull
