@@ -18,6 +18,15 @@ def fixture_io(name: str) -> dict[str, torch.Tensor]:
     return load_file(FIXTURES / name / "io.safetensors")
 
 
+def save_weights(folder: Path, state: dict[str, torch.Tensor], name: str = "weights.safetensors") -> Path:
+    """Write a state dict as a safetensors file in `folder`; returns its path."""
+    from safetensors.torch import save_file
+
+    path = folder / name
+    save_file(state, str(path))
+    return path
+
+
 def fixture_meta(name: str) -> dict:
     return json.loads((FIXTURES / name / "io.json").read_text())
 

@@ -120,16 +120,13 @@ class Engine:
     def warmup(self, steps: int = 4) -> None:
         """Run a few silent steps on every slot (kernels, allocator, CUDA graphs), then reset."""
         silence = np.zeros(self.frame_size, dtype=np.float32)
-        slots = list(range(self.max_sessions))
         with self._lock:
-            for slot in slots:
-                self._reset(slot)
+            self._reset_all()
         for _ in range(steps):
-            self.step(dict.fromkeys(slots, silence), _warmup=True)
+            self.step(dict.fromkeys(range(self.max_sessions), silence), _warmup=True)
         with self._lock:
-            for slot in slots:
-                self._reset(slot)
-                self._slots[slot] = _Slot()
+            self._reset_all()
+            self._slots = [_Slot() for _ in range(self.max_sessions)]
             self.step_ms.clear()
             self.steps = 0
 
@@ -157,6 +154,10 @@ class Engine:
 
     def stats(self, slot: int) -> SlotStats:
         return self._slots[slot].stats
+
+    def _reset_all(self) -> None:
+        self.mimi.reset_streaming()
+        self.generator.reset_streaming()
 
     def _reset(self, slot: int) -> None:
         mask = torch.zeros(self.max_sessions, dtype=torch.bool, device=self.device)

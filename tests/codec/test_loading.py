@@ -5,12 +5,12 @@ import warnings
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from moshi.codec import MIMI_NAME, Mimi, MimiConfig, load_mimi
 from moshi.codec.loading import checkpoint_to_ours
 from tests.codec.conftest import TINY
-from tests.helpers import FIXTURES, fake_hub_cache
+from tests.helpers import FIXTURES, fake_hub_cache, save_weights
 
 
 def test_full_size_model_matches_released_manifest():
@@ -33,17 +33,11 @@ def tiny_state():
     return load_file(TINY / "weights.safetensors")
 
 
-def _save(tmp_path, state, name="w.safetensors"):
-    path = tmp_path / name
-    save_file(state, str(path))
-    return path
-
-
 def test_missing_and_unexpected_keys_are_named(tmp_path, tiny_state):
     tiny_state.pop("decoder.model.0.conv.conv.bias")
     tiny_state["decoder.extra.weight"] = torch.zeros(1)
     with pytest.raises(ValueError) as e:
-        load_mimi(_save(tmp_path, tiny_state), TINY / "config.json")
+        load_mimi(save_weights(tmp_path, tiny_state), TINY / "config.json")
     msg = str(e.value)
     assert "missing keys (1): decoder.model.0.conv.bias" in msg
     assert "unexpected keys (1): decoder.extra.weight" in msg
@@ -54,7 +48,7 @@ def test_shape_mismatch_names_expected_and_found(tmp_path, tiny_state):
     with pytest.raises(
         ValueError, match=r"upsample.convtr.weight: expected \[32, 1, 4\], found \[32, 1, 5\]"
     ):
-        load_mimi(_save(tmp_path, tiny_state), TINY / "config.json")
+        load_mimi(save_weights(tmp_path, tiny_state), TINY / "config.json")
 
 
 def test_released_config_does_not_fit_tiny_weights():
@@ -81,7 +75,7 @@ def test_split_attention_key_names_load(tmp_path, tiny_state, tiny_io):
         k = k.replace("self_attn.in_proj_weight", "self_attn.in_projs.0.weight")
         split[k.replace("self_attn.out_proj.weight", "self_attn.out_projs.0.weight")] = v
     assert any("in_projs.0" in k for k in split)
-    mimi = load_mimi(_save(tmp_path, split), TINY / "config.json")
+    mimi = load_mimi(save_weights(tmp_path, split), TINY / "config.json")
     assert torch.equal(mimi.encode(tiny_io["pcm"]), tiny_io["codes"])
 
 

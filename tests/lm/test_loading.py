@@ -5,13 +5,13 @@ import warnings
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from moshi.lm import KyutaiConfig, LMConfig, load_lm
 from moshi.lm.generator import Generator
 from moshi.lm.text import TextTokenizer
 from moshi.models import ModelFiles
-from tests.helpers import FIXTURES, fake_hub_cache, rel_err
+from tests.helpers import FIXTURES, fake_hub_cache, rel_err, save_weights
 from tests.lm.conftest import MOSHI_TINY, STT_TINY
 
 
@@ -79,12 +79,6 @@ def test_delays_must_match_streams():
         KyutaiConfig.parse(_config() | {"delays": [0, 1]})
 
 
-def _save(tmp_path, state):
-    path = tmp_path / "model.safetensors"
-    save_file(state, str(path))
-    return path
-
-
 def test_split_attention_layout_loads_the_same(tmp_path, moshi_io):
     state = load_file(MOSHI_TINY / "weights.safetensors")
     split = {}
@@ -97,7 +91,7 @@ def test_split_attention_layout_loads_the_same(tmp_path, moshi_io):
             split |= {key.replace("out_proj.weight", f"out_projs.{i}.weight"): p for i, p in enumerate(parts)}
         else:
             split[key] = value
-    model = load_lm(_save(tmp_path, split), MOSHI_TINY / "config.json")
+    model = load_lm(save_weights(tmp_path, split), MOSHI_TINY / "config.json")
     with torch.no_grad():
         assert rel_err(model(moshi_io["codes"]).text_logits, moshi_io["text_logits"]) < 1e-4
 
@@ -108,7 +102,7 @@ def test_loading_errors_name_the_keys(tmp_path):
     state["text_linear.weight"] = torch.zeros(101, 64)
     state["bonus.weight"] = torch.zeros(1)
     with pytest.raises(ValueError) as e:
-        load_lm(_save(tmp_path, state), MOSHI_TINY / "config.json")
+        load_lm(save_weights(tmp_path, state), MOSHI_TINY / "config.json")
     msg = str(e.value)
     assert "missing keys (1): out_norm.alpha" in msg
     assert "unexpected keys (1): bonus.weight" in msg
