@@ -8,45 +8,60 @@ per set), attends to sub-steps 0..k of this frame only, and `linears[k]` gives t
 of codebook k. The weight set w is k, or `depformer_weights_per_step_schedule[k]` for
 models whose codebooks share sets (the released TTS). No positional embedding; the
 attention cache lives for one frame and has a slot per sub-step, whatever the sets.
-The input projections, embeddings and output linears belong to `LMModel` (their names in
-Kyutai's checkpoints are top-level); this module holds the layer stack.
+
+The modules here hold the parameters, named as in Kyutai's checkpoints (the input
+projections, embeddings and output linears belong to `LMModel`, where those names are
+top-level). The arithmetic is `run_substep`, over a `SubStep`: the weights sub-step k
+reads, looked up once (`LMModel.depformer_plan`) rather than on every call. At batch 1 a
+frame makes dep_q x layers small products, and finding their weights through the module
+tree and indexing syntax would cost about as much as computing them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import LMConfig
-from .layers import Gating, RMSNorm
+from .layers import Embedding, Gating, RMSNorm, rms_norm
+
+# A weight [out, in] for F.linear, or a module computing the product instead (transforms
+# such as moshi.kernels.int8 swap those in).
+Linear = Tensor | nn.Module
+
+
+def linear_of(module: nn.Module) -> Linear:
+    """What a `Linear` slot holds for this layer: a plain nn.Linear's weight, else the module."""
+    if type(module) is nn.Linear and module.bias is None:
+        return module.weight
+    return module
+
+
+def apply_linear(w: Linear, x: Tensor) -> Tensor:
+    return F.linear(x, w) if isinstance(w, Tensor) else w(x)
 
 
 @dataclass
 class FrameCache:
-    """Keys and values of the sub-steps already run in this frame, per layer."""
+    """Keys and values of the sub-steps already run in this frame, one tensor per layer."""
 
-    keys: Tensor  # [L, N, H, dep_q, D_head]
-    values: Tensor  # [L, N, H, dep_q, D_head]
+    keys: list[Tensor]  # L x [N, H, dep_q, D_head]
+    values: list[Tensor]  # L x [N, H, dep_q, D_head]
 
     @classmethod
     def empty(cls, cfg: LMConfig, n: int, like: Tensor) -> FrameCache:
-        shape = (
-            cfg.depformer_num_layers,
-            n,
-            cfg.depformer_num_heads,
-            cfg.dep_q,
-            cfg.depformer_dim // cfg.depformer_num_heads,
-        )
-        return cls(like.new_zeros(shape), like.new_zeros(shape))
+        shape = (n, cfg.depformer_num_heads, cfg.dep_q, cfg.depformer_dim // cfg.depformer_num_heads)
+        layers = range(cfg.depformer_num_layers)
+        return cls([like.new_zeros(shape) for _ in layers], [like.new_zeros(shape) for _ in layers])
 
 
 class PerStepAttention(nn.Module):
-    """Attention whose projections depend on the weight set; stored as in Kyutai's
-    checkpoints, the per-set matrices stacked on dim 0: in_proj_weight [sets * 3D, D],
-    out_proj [sets * D, D]."""
+    """The attention weights of every set, stored as in Kyutai's checkpoints, stacked on
+    dim 0: in_proj_weight [sets * 3D, D], out_proj [sets * D, D]."""
 
     def __init__(self, dim: int, num_heads: int, sets: int):
         super().__init__()
@@ -57,23 +72,20 @@ class PerStepAttention(nn.Module):
         self.in_projs: nn.ModuleList | None = None
         self.out_projs: nn.ModuleList | None = None
 
-    def forward(self, x: Tensor, step: int, weights: int, keys: Tensor, values: Tensor) -> Tensor:
-        """x: [N, D] for sub-step `step` with weight set `weights`; keys/values:
-        [N, H, dep_q, D_head], filled in place."""
-        N, D = x.shape
-        if self.in_projs is None:
-            qkv = F.linear(x, self.in_proj_weight[weights * 3 * D : (weights + 1) * 3 * D])
-        else:
-            qkv = self.in_projs[weights](x)
-        q, k, v = qkv.view(N, 3, self.num_heads, -1).unbind(1)  # [N, H, Dh]
-        keys[:, :, step] = k
-        values[:, :, step] = v
-        out = F.scaled_dot_product_attention(
-            q[:, :, None], keys[:, :, : step + 1], values[:, :, : step + 1]
-        )  # [N, H, 1, Dh]
-        if self.out_projs is not None:
-            return self.out_projs[weights](out.reshape(N, D))
-        return F.linear(out.reshape(N, D), self.out_proj.weight[weights * D : (weights + 1) * D])
+    def projections(self, weights: int) -> tuple[Linear, Linear]:
+        """(qkv [3D, D], out [D, D]) of weight set `weights`."""
+        D = self.dim
+        qkv = (
+            self.in_proj_weight.narrow(0, weights * 3 * D, 3 * D)
+            if self.in_projs is None
+            else self.in_projs[weights]
+        )
+        out = (
+            self.out_proj.weight.narrow(0, weights * D, D)
+            if self.out_projs is None
+            else self.out_projs[weights]
+        )
+        return qkv, out
 
 
 class DepformerLayer(nn.Module):
@@ -85,21 +97,76 @@ class DepformerLayer(nn.Module):
         self.norm2 = RMSNorm(d)
         self.gating = nn.ModuleList(Gating(d, cfg.depformer_hidden) for _ in range(sets))
 
-    def forward(self, x: Tensor, step: int, weights: int, keys: Tensor, values: Tensor) -> Tensor:
-        x = x + self.self_attn(self.norm1(x), step, weights, keys, values)
-        return x + self.gating[weights](self.norm2(x))
-
 
 class Depformer(nn.Module):
-    """The stack of depformer layers; x: [N, depformer_dim] at sub-step k -> same shape."""
+    """The stack of depformer layers (parameters only: see `run_substep`)."""
 
     def __init__(self, cfg: LMConfig):
         super().__init__()
         self.config = cfg
         self.layers = nn.ModuleList(DepformerLayer(cfg) for _ in range(cfg.depformer_num_layers))
 
-    def forward(self, x: Tensor, k: int, cache: FrameCache) -> Tensor:
-        weights = self.config.depformer_weight_set(k)
-        for i, layer in enumerate(self.layers):
-            x = layer(x, k, weights, cache.keys[i], cache.values[i])
-        return x
+
+@dataclass(frozen=True)
+class LayerWeights:
+    """One depformer layer's weights for one sub-step."""
+
+    norm1: Tensor  # [D] alpha
+    qkv: Linear  # [3D, D], q, k and v blocks, heads contiguous in each
+    out: Linear  # [D, D]
+    norm2: Tensor  # [D] alpha
+    ffn_in: Linear  # [2 * hidden, D], the gate first
+    ffn_out: Linear  # [D, hidden]
+    eps: float  # of both norms
+
+    @classmethod
+    def of(cls, layer: DepformerLayer, weights: int) -> LayerWeights:
+        qkv, out = layer.self_attn.projections(weights)
+        ffn = cast(Gating, layer.gating[weights])
+        if layer.norm1.eps != layer.norm2.eps:
+            raise ValueError("the depformer's norms must share their eps")
+        return cls(
+            layer.norm1.alpha.view(-1),
+            qkv,
+            out,
+            layer.norm2.alpha.view(-1),
+            linear_of(ffn.linear_in),
+            linear_of(ffn.linear_out),
+            layer.norm1.eps,
+        )
+
+
+@dataclass(frozen=True)
+class SubStep:
+    """Everything sub-step k reads."""
+
+    k: int
+    input: Linear  # [D, dim]: from the temporal output
+    embedding: Embedding  # of the previous token
+    layers: tuple[LayerWeights, ...]
+    output: Linear  # [card, D]: the logits of codebook k
+    num_heads: int
+
+
+def run_substep(
+    sub: SubStep, h: Tensor, previous_token: Tensor, cache: FrameCache, nonnegative: bool = False
+) -> Tensor:
+    """Logits [N, card] of codebook `sub.k`: h [N, dim] the frame's temporal output,
+    previous_token [N] (`nonnegative`: the caller knows none is the zero token); the cache
+    holds sub-steps < k and gets this one's keys and values. (Tensor methods rather than
+    indexing syntax, for the reason in the module docstring.)"""
+    x = apply_linear(sub.input, h) + sub.embedding(previous_token, nonnegative)
+    N, D = x.shape
+    k = sub.k
+    for w, keys, values in zip(sub.layers, cache.keys, cache.values, strict=True):
+        y = rms_norm(x, w.norm1, w.eps)
+        q, key, value = apply_linear(w.qkv, y).view(N, 3, sub.num_heads, -1).unbind(1)  # [N, H, Dh]
+        keys.select(2, k).copy_(key)
+        values.select(2, k).copy_(value)
+        attended = F.scaled_dot_product_attention(
+            q.unsqueeze(2), keys.narrow(2, 0, k + 1), values.narrow(2, 0, k + 1)
+        )  # [N, H, 1, Dh]
+        x = x + apply_linear(w.out, attended.view(N, D))
+        gate, value = apply_linear(w.ffn_in, rms_norm(x, w.norm2, w.eps)).chunk(2, dim=-1)
+        x = x + apply_linear(w.ffn_out, F.silu(gate) * value)
+    return apply_linear(sub.output, x)

@@ -32,12 +32,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..kernels.cuda_graph import CUDAGraphed
+from ..kernels.topk_head import TopKHead
 from ..nn import streaming as st
+from ..nn.linear import linear
 from .conditioners import ConditionValues, drop_all
-from .depformer import FrameCache
+from .depformer import FrameCache, SubStep
 from .layers import UNGENERATED_TOKEN, ZERO_TOKEN
 from .model import LMModel
 from .sampling import SamplingOptions, make_generator, sample
@@ -57,6 +59,7 @@ class _Session:
     text_rngs: list[torch.Generator]
     audio_rngs: list[torch.Generator]
     frame: FrameCache  # the depformer's attention cache, reused every step
+    plan: list[SubStep]  # the depformer's weights per sub-step
     exec_mask: Tensor  # [R] bool, the mask CUDA graphs read (R = B rows, 2B with CFG)
     cond_sum: Tensor | None  # [R, 1, dim] summed conditions, added to every step's input
 
@@ -107,6 +110,9 @@ class Generator:
         # On CUDA, the transformer pass and each depformer sub-step replay as CUDA graphs.
         self.cuda_graphs = cuda_graphs and model.device.type == "cuda"
         self._temporal = CUDAGraphed(self._temporal_step, self.cuda_graphs)
+        self._text_logits = CUDAGraphed(self._text_logits_step, self.cuda_graphs)
+        self._text_head: TopKHead | None = None  # see `_text_head_for`
+        self._text_head_key: tuple | None = None
         self._depformer = [
             CUDAGraphed(functools.partial(self._depformer_step, k), self.cuda_graphs)
             for k in range(cfg.dep_q)
@@ -136,6 +142,7 @@ class Generator:
                 text_rngs=[make_generator(self.options.text_seed, device) for _ in range(batch_size)],
                 audio_rngs=[make_generator(self.options.audio_seed, device) for _ in range(batch_size)],
                 frame=FrameCache.empty(cfg, rows, torch.empty(0, dtype=self.model.dtype, device=device)),
+                plan=self.model.depformer_plan(),
                 exec_mask=torch.ones(rows, dtype=torch.bool, device=device),
                 cond_sum=None,
             )
@@ -223,6 +230,7 @@ class Generator:
 
     def _reset_graphs(self) -> None:
         self._temporal.reset()
+        self._text_logits.reset()
         for fn in self._depformer:
             fn.reset()
 
@@ -276,13 +284,8 @@ class Generator:
         inputs = torch.where(not_started, model.initial_tokens()[None, :, None], inputs)
 
         # 3. Temporal transformer, text token, then the depformer's audio tokens.
-        h, text_logits = self._temporal(self._model_inputs(inputs))  # [R, dim], [R, text_card]
-        text = sample(
-            text_logits[:B] if self.cfg_no_text else self._guide(text_logits),
-            [o.temp_text for o in s.options],
-            [o.top_k_text for o in s.options],
-            s.text_rngs,
-        )
+        h = self._temporal(self._model_inputs(inputs))  # [R, dim]
+        text = self._text_tokens(s, h)
         if self.on_text is not None:
             text = self.on_text(text)
             if text.shape != (B,):
@@ -349,7 +352,9 @@ class Generator:
         tokens: list[Tensor] = []
         previous = text
         for k in range(cfg.dep_q):
-            logits = self._guide(self._depformer[k](h, previous.repeat(self._branches)))
+            logits = self._guide(
+                self._depformer[k](h, previous if self._branches == 1 else previous.repeat(2))
+            )
             temps_k = (
                 temps if forced is None else [0.0 if f[k] else t for f, t in zip(forced, temps, strict=True)]
             )
@@ -360,15 +365,47 @@ class Generator:
             tokens = [torch.where(mask[:, k], ZERO_TOKEN, t) for k, t in enumerate(tokens)]
         return tokens
 
-    def _temporal_step(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
-        """inputs [R, 1 + n_q, 1] -> h [R, dim], text logits [R, text_card]."""
+    def _text_tokens(self, s: _Session, h: Tensor) -> Tensor:
+        """The sampled text token of each item [B]; h [R, dim]. Where a `TopKHead` applies
+        (CPU, float32) only the logits of a few candidate rows are computed: the same
+        tokens, half the bytes read (moshi/kernels/topk_head.py)."""
+        B, V = s.batch_size, self.model.config.text_card
+        temps, top_ks = [o.temp_text for o in s.options], [o.top_k_text for o in s.options]
+        if self._branches == 1 or self.cfg_no_text:  # the text logits are those of rows [:B]
+            k = max(1 if t <= 0 else (k if 0 < k <= V else V) for t, k in zip(temps, top_ks, strict=True))
+            head = self._text_head_for() if 4 * k < V else None
+            if head is not None:
+                logits, rows = head.candidates(h[:B], k)
+                return rows[sample(logits, temps, top_ks, s.text_rngs)]
+        logits = self._text_logits(h)  # [R, text_card]
+        return sample(logits[:B] if self.cfg_no_text else self._guide(logits), temps, top_ks, s.text_rngs)
+
+    def _text_head_for(self) -> TopKHead | None:
+        """The text head's TopKHead, made again when the weight changed; None where there
+        is none (not a float32 CPU nn.Linear, a small vocabulary...)."""
+        layer = self.model.text_linear
+        if type(layer) is not nn.Linear:
+            return None
+        w = layer.weight
+        key = (w.data_ptr(), w._version, w.dtype, w.device, tuple(w.shape))
+        if key != self._text_head_key:
+            self._text_head, self._text_head_key = TopKHead.build(w), key
+        return self._text_head
+
+    def _temporal_step(self, inputs: Tensor) -> Tensor:
+        """inputs [R, 1 + n_q, 1] -> h [R, dim]."""
         cond_sum = self._require().cond_sum
-        h = self.model.temporal(inputs, cond_sum)[:, 0]
-        return h, self.model.text_linear(h)
+        return self.model.temporal(inputs, cond_sum)[:, 0]
+
+    def _text_logits_step(self, h: Tensor) -> Tensor:
+        """h [R, dim] -> text logits [R, text_card]."""
+        return linear(self.model.text_linear, h)
 
     def _depformer_step(self, k: int, h: Tensor, previous_token: Tensor) -> Tensor:
         """Logits [R, card] of codebook k (the frame cache holds sub-steps < k)."""
-        return self.model.depformer_step(k, h, previous_token, self._require().frame)
+        # Sampled audio tokens are never the zero token; a text token may be (TTS).
+        s = self._require()
+        return self.model.depformer_step(k, h, previous_token, s.frame, s.plan, nonnegative=k > 0)
 
     def _check_user_codes(self, codes: Tensor, batch_size: int) -> None:
         cfg = self.model.config

@@ -2,19 +2,41 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..nn.attention import Attention, SharedStep
+from ..nn.linear import linear
 from .cross_attention import CrossAttention
 
 ZERO_TOKEN = -1  # embeds to an exact zero vector (a stream with nothing in it)
 UNGENERATED_TOKEN = -2  # placeholder in the delay cache, never fed to the model
 
 
+def rms_norm(x: Tensor, alpha: Tensor, eps: float) -> Tensor:
+    """x * alpha / sqrt(mean(x^2) + eps) over the last dim, computed in float32, returned in
+    x's dtype; alpha [D]."""
+    if x.dtype != torch.float32 or alpha.dtype != torch.float32:
+        return rms_norm(x.float(), alpha.float(), eps).to(x.dtype)
+    # mean(x^2) as torch computes it (a sum, then a division), with the constants as
+    # tensors made once: at batch 1 converting Python numbers costs more than the arithmetic.
+    dim, eps_t = _norm_constants(x.shape[-1], eps)
+    return x * (alpha * (x * x).sum(dim=-1, keepdim=True).div_(dim).add_(eps_t).rsqrt_())
+
+
+@functools.cache
+def _norm_constants(dim: int, eps: float) -> tuple[Tensor, Tensor]:
+    # On the CPU whatever x's device: a 0-dim CPU tensor acts as a scalar on any device.
+    return torch.tensor(float(dim), dtype=torch.float32, device="cpu"), torch.tensor(
+        eps, dtype=torch.float32, device="cpu"
+    )
+
+
 class RMSNorm(nn.Module):
-    """x * alpha / sqrt(mean(x^2) + eps), computed in float32, returned in x's dtype."""
+    """`rms_norm` with a learnt alpha (stored [1, 1, dim], as in Kyutai's checkpoints)."""
 
     def __init__(self, dim: int, eps: float = 1e-8):
         super().__init__()
@@ -22,9 +44,7 @@ class RMSNorm(nn.Module):
         self.alpha = nn.Parameter(torch.ones(1, 1, dim))
 
     def forward(self, x: Tensor) -> Tensor:
-        xf = x.float()
-        var = self.eps + xf.pow(2).mean(dim=-1, keepdim=True)
-        return (xf * (self.alpha[0, 0].float() * torch.rsqrt(var))).to(x.dtype)
+        return rms_norm(x, self.alpha.view(-1), self.eps)
 
 
 class Gating(nn.Module):
@@ -36,8 +56,8 @@ class Gating(nn.Module):
         self.linear_out = nn.Linear(hidden, dim, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        a, b = self.linear_in(x).chunk(2, dim=-1)
-        return self.linear_out(F.silu(a) * b)
+        a, b = linear(self.linear_in, x).chunk(2, dim=-1)
+        return linear(self.linear_out, F.silu(a) * b)
 
 
 class Embedding(nn.Embedding):
@@ -57,8 +77,11 @@ class Embedding(nn.Embedding):
         self.out1 = nn.Linear(width, dim, bias=False) if demux else None
         self.out2 = nn.Linear(width, dim, bias=False) if demux else None
 
-    def forward(self, tokens: Tensor) -> Tensor:
-        """tokens [...] int -> [..., dim]."""
+    def forward(self, tokens: Tensor, nonnegative: bool = False) -> Tensor:
+        """tokens [...] int -> [..., dim]. `nonnegative`: the caller knows there is no
+        negative token (the zero-token masking is then skipped)."""
+        if nonnegative and self.out1 is None and self.low_rank is None:
+            return F.embedding(tokens, self.weight)
         zero = (tokens == ZERO_TOKEN)[..., None]
         tokens = tokens.clamp(min=0)
         if self.out1 is not None and self.out2 is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -20,7 +21,7 @@ from ..nn.attention import SharedStep
 from .conditioners import ConditionProvider, Conditions, ConditionValues, fuse
 from .config import LMConfig
 from .cross_attention import CrossAttention
-from .depformer import Depformer, FrameCache
+from .depformer import Depformer, DepformerLayer, FrameCache, LayerWeights, SubStep, linear_of, run_substep
 from .layers import Embedding, RMSNorm, TransformerLayer
 
 
@@ -121,10 +122,12 @@ class LMModel(nn.Module):
     # -- one step's pieces -------------------------------------------------------------------
     def embed(self, tokens: Tensor) -> Tensor:
         """tokens [B, 1 + n_q, T] (text first) -> summed embeddings [B, T, dim]."""
-        x = self.emb[0](tokens[:, 1])
+        # On a CPU the check is cheap, and saves masking 1 + n_q lookups (no device sync).
+        plain = tokens.device.type == "cpu" and bool((tokens >= 0).all())
+        x = self.emb[0](tokens[:, 1], plain)
         for k in range(1, self.config.n_q):
-            x = x + self.emb[k](tokens[:, 1 + k])
-        return x + self.text_emb(tokens[:, 0])
+            x = x + self.emb[k](tokens[:, 1 + k], plain)
+        return x + self.text_emb(tokens[:, 0], plain)
 
     def temporal(
         self, tokens: Tensor, sum_condition: Tensor | None = None, cross_source: Tensor | None = None
@@ -138,12 +141,39 @@ class LMModel(nn.Module):
             x = x + sum_condition.to(x.dtype)
         return self.out_norm(self.transformer(x, cross_source))
 
-    def depformer_step(self, k: int, h: Tensor, previous_token: Tensor, cache: FrameCache) -> Tensor:
+    def depformer_substep(self, k: int) -> SubStep:
+        """The weights sub-step (codebook) k of the depformer reads."""
+        cfg = self.config
+        w = cfg.depformer_weight_set(k)
+        return SubStep(
+            k=k,
+            input=linear_of(self.depformer_in[w]),
+            embedding=cast(Embedding, self.depformer_text_emb if k == 0 else self.depformer_emb[k - 1]),
+            layers=tuple(LayerWeights.of(cast(DepformerLayer, layer), w) for layer in self.depformer.layers),
+            output=linear_of(self.linears[k]),
+            num_heads=cfg.depformer_num_heads,
+        )
+
+    def depformer_plan(self) -> list[SubStep]:
+        """Every sub-step's weights, to look up once per streaming session (made again after
+        anything replaces parameters or modules)."""
+        return [self.depformer_substep(k) for k in range(self.config.dep_q)]
+
+    def depformer_step(
+        self,
+        k: int,
+        h: Tensor,
+        previous_token: Tensor,
+        cache: FrameCache,
+        plan: Sequence[SubStep] | None = None,
+        nonnegative: bool = False,
+    ) -> Tensor:
         """Logits [N, card] of audio codebook k. h [N, dim]: the frame's temporal output;
-        previous_token [N]: the frame's text token for k = 0, its audio token k - 1 after."""
-        emb = self.depformer_text_emb if k == 0 else self.depformer_emb[k - 1]
-        x = self.depformer_in[self.config.depformer_weight_set(k)](h) + emb(previous_token)
-        return self.linears[k](self.depformer(x, k, cache))
+        previous_token [N]: the frame's text token for k = 0, its audio token k - 1 after
+        (`nonnegative`: the caller knows none is the zero token). `plan`: from
+        `depformer_plan` (None: looked up now)."""
+        sub = self.depformer_substep(k) if plan is None else plan[k]
+        return run_substep(sub, h, previous_token, cache, nonnegative)
 
     def extra_heads_probs(self, h: Tensor) -> list[Tensor]:
         """Softmaxed extra heads (speech-to-text voice activity): h [..., dim] ->
@@ -174,9 +204,9 @@ class LMModel(nn.Module):
             return LMOutput(text_logits, empty, text_mask, torch.zeros(B, 0, T, dtype=torch.bool))
         targets = delayed[:, : 1 + cfg.dep_q].transpose(1, 2).reshape(B * T, 1 + cfg.dep_q)
         flat_h = h.reshape(B * T, -1)
-        cache = FrameCache.empty(cfg, B * T, flat_h)
+        cache, plan = FrameCache.empty(cfg, B * T, flat_h), self.depformer_plan()
         logits = torch.stack(
-            [self.depformer_step(k, flat_h, targets[:, k], cache) for k in range(cfg.dep_q)], dim=1
+            [self.depformer_step(k, flat_h, targets[:, k], cache, plan) for k in range(cfg.dep_q)], dim=1
         )
         logits = logits.view(B, T, cfg.dep_q, cfg.card).transpose(1, 2)  # [B, dep_q, T, card]
         logits, mask = undelay_logits(logits, cfg.delays[1 : 1 + cfg.dep_q])

@@ -1,7 +1,8 @@
 """Token sampling: temperature, top-k, then a draw that needs no device sync.
 
 The draw is argmax(p / E) with E ~ Exp(1) i.i.d.: this picks index i with probability p_i
-(the "exponential race"), without `torch.multinomial`'s host round-trip. Each batch item
+(the "exponential race"), without `torch.multinomial`'s host round-trip. It is computed in
+logs, argmax(logit / temp - log E), so the softmax's normalisation is never needed. Each batch item
 has its own `torch.Generator`, so a conversation's tokens depend only on its own seed.
 """
 
@@ -62,21 +63,30 @@ def sample(
     it is greedy), so its tokens do not depend on the other items of the batch."""
     B, V = logits.shape
     logits = logits.float()
-    greedy = logits.argmax(dim=-1)
-    if all(t <= 0 for t in temps):
-        return greedy
-    device = logits.device
+    greedy = [t <= 0 for t in temps]
+    if all(greedy):
+        return logits.argmax(dim=-1)
     ks = [k if 0 < k <= V else V for k in top_ks]
     kmax = max(ks)
-    temp = torch.tensor([max(t, 1e-6) for t in temps], device=device)
-    probs, idx = torch.softmax(logits / temp[:, None], dim=-1).topk(kmax, dim=-1)  # [B, kmax], sorted
-    noise = torch.ones(B, kmax, device=device)
-    for b, (k, g) in enumerate(zip(ks, generators, strict=True)):
-        if temps[b] > 0:  # greedy items draw nothing
-            noise[b, :k].exponential_(generator=g)
+    values, idx = logits.topk(kmax, dim=-1)  # [B, kmax], sorted
+    # argmax(p / E) over the top k, in logs: p_i is exp(value_i / temp) up to a common
+    # factor (no softmax needed), and -log E is Gumbel noise.
+    if B == 1:  # (the common case, in fewer operations)
+        noise = torch.empty_like(values).exponential_(generator=generators[0])
+    else:
+        noise = values.new_ones(B, kmax)
+        for b, (k, g) in enumerate(zip(ks, generators, strict=True)):
+            if not greedy[b]:  # greedy items draw nothing
+                noise[b, :k].exponential_(generator=g)
+    if len(set(temps)) == 1:
+        scores = values / temps[0]
+    else:
+        scores = values / torch.tensor([t if t > 0 else 1.0 for t in temps], device=logits.device)[:, None]
+    scores.sub_(noise.log_())
     if min(ks) < kmax:
-        probs = probs * (torch.arange(kmax, device=device) < torch.tensor(ks, device=device)[:, None])
-    tokens = idx.gather(-1, (probs / noise).argmax(dim=-1, keepdim=True))[:, 0]
-    if all(t > 0 for t in temps):
+        outside = torch.arange(kmax, device=logits.device) >= torch.tensor(ks, device=logits.device)[:, None]
+        scores = scores.masked_fill(outside, float("-inf"))
+    tokens = idx.gather(1, scores.argmax(dim=1, keepdim=True)).squeeze(1)
+    if not any(greedy):
         return tokens
-    return torch.where(torch.tensor([t <= 0 for t in temps], device=device), greedy, tokens)
+    return torch.where(torch.tensor(greedy, device=logits.device), logits.argmax(dim=-1), tokens)

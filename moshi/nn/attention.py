@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .linear import linear
 from .rope import rope_rotation, rotate
 from .streaming import StreamingModule, StreamState, masked_fill_
 
@@ -31,8 +32,13 @@ class KVCache(StreamState):
     values: Tensor  # [B, H, capacity, D_head]
     positions: Tensor  # [B, capacity] int64, absolute position of each slot, -1 when empty
     offset: Tensor  # [B] int64, position of the next token
+    # Known on the host: slots [used, capacity) are empty in every item. The ring fills
+    # slot 0 first, so until it wraps attention needs only its first `used` slots.
+    used: int = 0
 
     def reset(self, mask: Tensor | None) -> None:
+        if mask is None:
+            self.used = 0
         masked_fill_(self.positions, mask, -1)
         masked_fill_(self.offset, mask, 0)
         # Keys and values of empty slots are masked out, but zero them so stale
@@ -53,6 +59,7 @@ class SharedStep:
     positions: Tensor | None = None  # [B, T] ([1, T] offline) absolute positions of the chunk
     rotation: Tensor | None = None  # [B, 1, T, D_head / 2] complex RoPE rotation
     slots: Tensor | None = None  # [B, T] ring slots of the chunk (streaming)
+    kv_slots: Tensor | None = None  # [B, H, T, D_head] the same, expanded for the keys and values
     mask: Tensor | None = None  # [B, 1, T, keys] additive: 0 where allowed, -inf elsewhere
 
 
@@ -99,18 +106,18 @@ class Attention(StreamingModule[KVCache]):
             if shared.rotation is None:
                 rotation = rope_rotation(shared.positions, qkv.shape[-1], self.rope_max_period)
                 shared.rotation = rotation[:, None]
-            q, k = rotate(qkv[:2], shared.rotation).unbind(0)  # both in one op
+            q, k = rotate(qkv.narrow(0, 0, 2), shared.rotation).unbind(0)  # both in one op
 
         if state is None:
             key_positions = shared.positions
         else:
             if shared.slots is None:
                 shared.slots = shared.positions.expand(B, T) % self.context
-            k, v, key_positions = self._write(state, k, v, shared.positions.expand(B, T), shared.slots)
+            k, v, key_positions = self._write(state, k, v, shared)
         if shared.mask is None:
             shared.mask = self._mask(shared.positions, key_positions, x.dtype)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=shared.mask)  # [B, H, T, Dh]
-        return self.out_proj(out.transpose(1, 2).reshape(B, T, D))
+        return linear(self.out_proj, out.transpose(1, 2).reshape(B, T, D))
 
     def _mask(self, positions: Tensor, key_positions: Tensor, dtype: torch.dtype) -> Tensor:
         """positions [B, T], key_positions [B, K] (-1: empty slot) -> additive [B, 1, T, K]."""
@@ -120,14 +127,19 @@ class Attention(StreamingModule[KVCache]):
         return torch.where(allowed, zero, float("-inf"))[:, None]
 
     def _write(
-        self, state: KVCache, k: Tensor, v: Tensor, positions: Tensor, slots: Tensor
+        self, state: KVCache, k: Tensor, v: Tensor, shared: SharedStep
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """Write the chunk's keys/values [B, H, T, Dh] at its positions [B, T] into the ring
-        `slots` [B, T]; returns the whole ring (keys, values, key positions)."""
+        """Write the chunk's keys/values [B, H, T, Dh] at its positions into the ring slots
+        (both [B, T], in `shared`); returns the ring's used slots (keys, values, key
+        positions): all of them while a CUDA graph is captured, since its shapes are then fixed."""
         B, H, T, Dh = k.shape
         if self.context < T:
             raise ValueError(f"a streaming chunk of {T} steps exceeds the context ({self.context})")
-        kv_slots = slots[:, None, :, None].expand(B, H, T, Dh)
+        assert shared.positions is not None and shared.slots is not None
+        positions, slots = shared.positions.expand(B, T), shared.slots
+        if shared.kv_slots is None:
+            shared.kv_slots = slots.view(B, 1, T, 1).expand(B, H, T, Dh)
+        kv_slots = shared.kv_slots
         if self.exec_mask is not None:
             k = self.where_executing(k, state.keys.gather(2, kv_slots))
             v = self.where_executing(v, state.values.gather(2, kv_slots))
@@ -136,4 +148,9 @@ class Attention(StreamingModule[KVCache]):
         state.values.scatter_(2, kv_slots, v)
         state.positions.scatter_(1, slots, positions)
         state.offset.add_(T if self.exec_mask is None else self.exec_mask.long() * T)
-        return state.keys, state.values, state.positions
+        state.used = min(self.context, state.used + T)
+        capturing = k.is_cuda and torch.cuda.is_current_stream_capturing()
+        if state.used == self.context or capturing:
+            return state.keys, state.values, state.positions
+        n = state.used
+        return state.keys.narrow(2, 0, n), state.values.narrow(2, 0, n), state.positions.narrow(1, 0, n)

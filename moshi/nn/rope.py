@@ -24,8 +24,10 @@ def rope_rotation(positions: Tensor, dim: int, max_period: float) -> Tensor:
 
 def rotate(x: Tensor, rotation: Tensor) -> Tensor:
     """x: [..., D] rotated by `rotation` [..., D / 2] (broadcast against x), in x's dtype."""
-    xc = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))
-    return torch.view_as_real(xc * rotation).flatten(-2).to(x.dtype)
+    if x.dtype != torch.float32:
+        return rotate(x.float(), rotation).to(x.dtype)
+    xc = torch.view_as_complex(x.unflatten(-1, (-1, 2)))
+    return torch.view_as_real(xc * rotation).flatten(-2)
 
 
 def apply_rope(q: Tensor, k: Tensor, positions: Tensor, max_period: float) -> tuple[Tensor, Tensor]:

@@ -113,8 +113,12 @@ def test_streaming_equals_plain_through_ring_wraps(share, rope, chunks, context)
 
 
 @pytest.mark.parametrize("share", [True, False])
-def test_reset_and_paused_items_equal_plain(share):
-    stack = Stack(2, 4, 10_000.0, share)
+@pytest.mark.parametrize("context", [4, 16])  # the ring wraps, or is never full
+@pytest.mark.parametrize("whole_reset_at", [None, 3])
+def test_reset_and_paused_items_equal_plain(share, context, whole_reset_at):
+    """(Until its ring wraps, attention reads only the slots used so far: resets and pauses
+    must keep that count right.)"""
+    stack = Stack(2, context, 10_000.0, share)
     x = torch.randn(3, 10, 16)
     outs = {}
     with torch.no_grad():
@@ -122,6 +126,8 @@ def test_reset_and_paused_items_equal_plain(share):
             out = []
             with streaming(stack, 3):
                 for i in range(5):
+                    if i == whole_reset_at:
+                        reset_streaming(stack, 3)
                     if i == 2:
                         reset_streaming(stack, 3, torch.tensor([False, True, False]))
                     set_exec_mask(stack, 3, torch.tensor([True, True, i % 2 == 0]))

@@ -156,7 +156,9 @@ def test_the_text_hook_feeds_the_depformer(moshi_lm):
 def test_audio_delay_forces_zero_tokens_and_skips_the_depformer(tts_lm, monkeypatch):
     calls = []
     original = tts_lm.depformer_step
-    monkeypatch.setattr(tts_lm, "depformer_step", lambda k, *a: calls.append(k) or original(k, *a))
+    monkeypatch.setattr(
+        tts_lm, "depformer_step", lambda k, *a, **kw: calls.append(k) or original(k, *a, **kw)
+    )
     gen = Generator(tts_lm, temp=0.8, temp_text=0.8, seed=1, audio_delay_steps=3)
     with gen.streaming(1, [{"speaker_wavs": VOICE}]):
         frames = [gen.step(torch.zeros(1, 0, 1, dtype=torch.long)) for _ in range(8)]
