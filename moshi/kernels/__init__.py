@@ -1,5 +1,9 @@
-"""Faster CPU paths, each beside the plain one it is tested against (tests/kernels).
+"""Faster paths, each beside the plain one it is tested against (tests/kernels).
 
-conv   convolutions as one matrix product: exact, used automatically for big weights
-int8   int8 weights for Mimi's big matrix products: opt-in (`int8.apply(mimi)`), approximate
+conv        convolutions as one matrix product: exact, used automatically for big weights
+topk_head   the text token from the candidate rows of a bfloat16 screen: the same tokens
+            (proven bound), used automatically on CPUs with bfloat16 instructions
+cuda_graph  a step replayed as one CUDA graph
+int8        int8 weights for the big matrix products: opt-in (`int8.apply(mimi)`,
+            `int8.apply_lm(lm)`), approximate
 """
