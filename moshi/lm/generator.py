@@ -417,8 +417,7 @@ class Generator:
                 f"user codes must have shape [B={batch_size}, {cfg.num_user_streams}, 1], "
                 f"got {list(codes.shape)}"
             )
-        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= cfg.card):
-            raise ValueError(
-                f"user codes must be in [0, {cfg.card}), "
-                f"got values in [{int(codes.min())}, {int(codes.max())}]"
-            )
+        if codes.numel():
+            low, high = (int(v) for v in torch.aminmax(codes))
+            if low < 0 or high >= cfg.card:
+                raise ValueError(f"user codes must be in [0, {cfg.card}), got values in [{low}, {high}]")

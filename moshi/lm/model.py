@@ -124,10 +124,13 @@ class LMModel(nn.Module):
         """tokens [B, 1 + n_q, T] (text first) -> summed embeddings [B, T, dim]."""
         # On a CPU the check is cheap, and saves masking 1 + n_q lookups (no device sync).
         plain = tokens.device.type == "cpu" and bool((tokens >= 0).all())
-        x = self.emb[0](tokens[:, 1], plain)
-        for k in range(1, self.config.n_q):
-            x = x + self.emb[k](tokens[:, 1 + k], plain)
-        return x + self.text_emb(tokens[:, 0], plain)
+        text, *audio = tokens.unbind(1)
+        pairs = zip(self.emb, audio, strict=True)
+        emb, stream = next(pairs)
+        x = emb(stream, plain)
+        for emb, stream in pairs:
+            x = x + emb(stream, plain)
+        return x + self.text_emb(text, plain)
 
     def temporal(
         self, tokens: Tensor, sum_condition: Tensor | None = None, cross_source: Tensor | None = None
