@@ -21,16 +21,18 @@ def rms_norm(x: Tensor, alpha: Tensor, eps: float) -> Tensor:
     x's dtype; alpha [D]."""
     if x.dtype != torch.float32 or alpha.dtype != torch.float32:
         return rms_norm(x.float(), alpha.float(), eps).to(x.dtype)
-    # mean(x^2) as torch computes it (a sum, then a division), with the constants as
+    # mean(x^2) as torch computes it (a sum, then a division). On a CPU the constants are
     # tensors made once: at batch 1 converting Python numbers costs more than the arithmetic.
-    dim, eps_t = _norm_constants(x.shape[-1], eps)
-    return x * (alpha * (x * x).sum(dim=-1, keepdim=True).div_(dim).add_(eps_t).rsqrt_())
+    width: Tensor | float = float(x.shape[-1])
+    eps_: Tensor | float = eps
+    if x.device.type == "cpu":
+        width, eps_ = _norm_constants(x.shape[-1], eps)
+    return x * (alpha * (x * x).sum(dim=-1, keepdim=True).div_(width).add_(eps_).rsqrt_())
 
 
 @functools.cache
-def _norm_constants(dim: int, eps: float) -> tuple[Tensor, Tensor]:
-    # On the CPU whatever x's device: a 0-dim CPU tensor acts as a scalar on any device.
-    return torch.tensor(float(dim), dtype=torch.float32, device="cpu"), torch.tensor(
+def _norm_constants(width: int, eps: float) -> tuple[Tensor, Tensor]:
+    return torch.tensor(float(width), dtype=torch.float32, device="cpu"), torch.tensor(
         eps, dtype=torch.float32, device="cpu"
     )
 

@@ -33,7 +33,7 @@ class KVCache(StreamState):
     positions: Tensor  # [B, capacity] int64, absolute position of each slot, -1 when empty
     offset: Tensor  # [B] int64, position of the next token
     # Known on the host: slots [used, capacity) are empty in every item. The ring fills
-    # slot 0 first, so until it wraps attention needs only its first `used` slots.
+    # slot 0 first, so until it wraps attention needs only its first `used` slots (CPU only).
     used: int = 0
 
     def reset(self, mask: Tensor | None) -> None:
@@ -131,7 +131,7 @@ class Attention(StreamingModule[KVCache]):
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Write the chunk's keys/values [B, H, T, Dh] at its positions into the ring slots
         (both [B, T], in `shared`); returns the ring's used slots (keys, values, key
-        positions): all of them while a CUDA graph is captured, since its shapes are then fixed."""
+        positions): on the CPU those used so far, elsewhere all of them."""
         B, H, T, Dh = k.shape
         if self.context < T:
             raise ValueError(f"a streaming chunk of {T} steps exceeds the context ({self.context})")
@@ -149,8 +149,9 @@ class Attention(StreamingModule[KVCache]):
         state.positions.scatter_(1, slots, positions)
         state.offset.add_(T if self.exec_mask is None else self.exec_mask.long() * T)
         state.used = min(self.context, state.used + T)
-        capturing = k.is_cuda and torch.cuda.is_current_stream_capturing()
-        if state.used == self.context or capturing:
+        if state.used == self.context or k.device.type != "cpu":
+            # (Elsewhere CUDA graphs replay steps without running this code: `used` would
+            # fall behind. The CPU is also where reading less of the ring pays.)
             return state.keys, state.values, state.positions
         n = state.used
         return state.keys.narrow(2, 0, n), state.values.narrow(2, 0, n), state.positions.narrow(1, 0, n)

@@ -149,3 +149,16 @@ def test_stt_has_no_depformer_and_returns_text_only(stt_lm, stt_io):
     with gen.streaming(2):
         out = gen.step(stt_io["audio_codes"][..., :1])
     assert out.shape == (2, 1, 1)
+
+
+def test_outputs_are_ordinary_tensors(moshi_lm, stt_lm):
+    """On a CPU the step runs in inference mode; what it returns can still be written to."""
+    gen = Generator(moshi_lm, temp=0.0, temp_text=0.0)
+    with gen.streaming(1):
+        outs = [gen.step(torch.zeros(1, 8, 1, dtype=torch.long)) for _ in range(3)]
+    assert outs[-1] is not None and not outs[-1].is_inference()
+    outs[-1].add_(1)
+    stt = Generator(stt_lm, temp=0.0, temp_text=0.0)
+    with stt.streaming(1):
+        _, heads = stt.step_with_extra_heads(torch.zeros(1, 32, 1, dtype=torch.long))
+    assert heads and not any(h.is_inference() for h in heads)
