@@ -26,23 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..nn.linear import Linear, apply_linear, linear_of
 from .config import LMConfig
 from .layers import Embedding, Gating, RMSNorm, rms_norm
-
-# A weight [out, in] for F.linear, or a module computing the product instead (transforms
-# such as moshi.kernels.int8 swap those in).
-Linear = Tensor | nn.Module
-
-
-def linear_of(module: nn.Module) -> Linear:
-    """What a `Linear` slot holds for this layer: a plain nn.Linear's weight, else the module."""
-    if type(module) is nn.Linear and module.bias is None:
-        return module.weight
-    return module
-
-
-def apply_linear(w: Linear, x: Tensor) -> Tensor:
-    return F.linear(x, w) if isinstance(w, Tensor) else w(x)
 
 
 @dataclass
@@ -167,6 +153,6 @@ def run_substep(
             q.unsqueeze(2), keys.narrow(2, 0, k + 1), values.narrow(2, 0, k + 1)
         )  # [N, H, 1, Dh]
         x = x + apply_linear(w.out, attended.view(N, D))
-        gate, value = apply_linear(w.ffn_in, rms_norm(x, w.norm2, w.eps)).chunk(2, dim=-1)
-        x = x + apply_linear(w.ffn_out, F.silu(gate) * value)
+        gate, up = apply_linear(w.ffn_in, rms_norm(x, w.norm2, w.eps)).chunk(2, dim=-1)
+        x = x + apply_linear(w.ffn_out, F.silu(gate) * up)
     return apply_linear(sub.output, x)

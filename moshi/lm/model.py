@@ -18,10 +18,11 @@ import torch
 from torch import Tensor, nn
 
 from ..nn.attention import SharedStep
+from ..nn.linear import linear_of
 from .conditioners import ConditionProvider, Conditions, ConditionValues, fuse
 from .config import LMConfig
 from .cross_attention import CrossAttention
-from .depformer import Depformer, DepformerLayer, FrameCache, LayerWeights, SubStep, linear_of, run_substep
+from .depformer import Depformer, DepformerLayer, FrameCache, LayerWeights, SubStep, run_substep
 from .layers import Embedding, RMSNorm, TransformerLayer
 
 
