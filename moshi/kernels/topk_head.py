@@ -39,6 +39,11 @@ MIN_ROWS = 64
 _BF16_OUT = 2.0**-8  # relative bound on the rounding of the bfloat16 product's result
 
 
+def weight_key(weight: Tensor) -> tuple:
+    """What identifies a weight's values: its storage, shape, dtype and in-place writes."""
+    return (weight.data_ptr(), tuple(weight.shape), weight.dtype, weight.device, weight._version)
+
+
 def bfloat16_products_available() -> bool:
     """Whether oneDNN multiplies bfloat16 natively here (else it is slower than float32)."""
     return (
@@ -57,7 +62,7 @@ class TopKHead:
         if w.dim() != 2 or w.dtype != torch.float32 or w.device.type != "cpu":
             raise ValueError(f"TopKHead needs a float32 CPU weight [V, D], got {w.dtype} {list(w.shape)}")
         self.weight = w
-        self._version = weight._version
+        self._key = weight_key(weight)
         rounded = w.to(torch.bfloat16)
         # oneDNN's packed layout where it multiplies bfloat16 natively; F.linear elsewhere
         # (the same bound holds, it is just slower).
@@ -84,11 +89,7 @@ class TopKHead:
 
     def is_for(self, weight: Tensor) -> bool:
         """Whether this head still matches `weight` (the same storage, not written since)."""
-        return (
-            weight.data_ptr() == self.weight.data_ptr()
-            and weight.shape == self.weight.shape
-            and weight._version == self._version
-        )
+        return weight_key(weight) == self._key
 
     def candidates(self, x: Tensor, k: int) -> tuple[Tensor, Tensor]:
         """x [B, D] float32, 1 <= k <= V -> (logits [B, N] float32, rows [N] int64), N >= k:
@@ -117,17 +118,15 @@ class TopKHead:
             lower = approx.gather(1, rows) - bound.gather(1, rows)
             threshold = lower.topk(k, dim=1).values[:, -1]  # [B]
             if bool((threshold > top_upper[:, -1]).all()):
-                rows = rows.view(-1) if x.shape[0] == 1 else rows.unique()
-                return F.linear(x, self.weight.index_select(0, rows)), rows
-        return self._candidates_slow(x, k, approx, bound)
-
-    def _candidates_slow(self, x: Tensor, k: int, approx: Tensor, bound: Tensor) -> tuple[Tensor, Tensor]:
-        V = self.weight.shape[0]
+                return self._exact(x, rows)
+        # Otherwise: the k-th largest lower bound over all rows, and every row above it.
         threshold = (approx - bound).topk(k, dim=1).values[:, -1:]  # [B, 1]
-        upper = approx + bound
         n = max(MIN_ROWS, int((upper >= threshold).sum(dim=1).max()))
         if n * 4 >= V:  # no saving left: the whole product
             return F.linear(x, self.weight), torch.arange(V)
-        rows = upper.topk(n, dim=1).indices  # [B, n]: every row with upper >= threshold
+        return self._exact(x, upper.topk(n, dim=1).indices)  # every row with upper >= threshold
+
+    def _exact(self, x: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
+        """The float32 logits [B, N] of the union of each item's `rows` [B, n], and that union."""
         rows = rows.view(-1) if x.shape[0] == 1 else rows.unique()
         return F.linear(x, self.weight.index_select(0, rows)), rows

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from ..kernels.cuda_graph import CUDAGraphed
-from ..kernels.topk_head import TopKHead
+from ..kernels.topk_head import TopKHead, weight_key
 from ..nn import streaming as st
 from ..nn.linear import linear
 from .conditioners import ConditionValues, drop_all
@@ -396,10 +396,9 @@ class Generator:
         layer = self.model.text_linear
         if type(layer) is not nn.Linear:
             return None
-        w = layer.weight
-        key = (w.data_ptr(), w._version, w.dtype, w.device, tuple(w.shape))
-        if key != self._text_head_key:
-            self._text_head, self._text_head_key = TopKHead.build(w), key
+        key = weight_key(layer.weight)
+        if key != self._text_head_key:  # (a None head is remembered too)
+            self._text_head, self._text_head_key = TopKHead.build(layer.weight), key
         return self._text_head
 
     def _temporal_step(self, inputs: Tensor) -> Tensor:
