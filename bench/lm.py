@@ -132,6 +132,11 @@ def main() -> None:
     params = sum(p.numel() for p in model.parameters())
     reference = args.reference if args.preset == "lm-small" else None
     on_cpu = args.device == "cpu"
+    ring_warmup = model.config.context + WARMUP
+
+    def reference_run() -> dict:
+        assert reference is not None
+        return reference_line(reference, [args.reference_script, "lm-small"], args.threads)
 
     def generator(graphs: bool = False) -> Generator:
         return Generator(model, temp=0.8, temp_text=0.7, top_k=250, top_k_text=25, seed=0, cuda_graphs=graphs)
@@ -146,7 +151,7 @@ def main() -> None:
             headline = batch == 1 and not graphs
             for _ in range(args.repeat - 1 if headline else 0):  # ours and the reference alternate
                 if reference:
-                    refs.append(reference_line(reference, [args.reference_script, "lm-small"], args.threads))
+                    refs.append(reference_run())
                 runs.append(time_steps(gen, batch, steps, warmup))
             ms = min(runs)
             ours = ms if headline else ours
@@ -164,7 +169,6 @@ def main() -> None:
             )
     full_ring = None
     if args.full_ring:
-        ring_warmup = model.config.context + WARMUP
         full_ring = min(time_steps(generator(), 1, steps, ring_warmup) for _ in range(args.repeat))
         emit(bench=f"{args.preset}-full-ring", impl="ours", warmup=ring_warmup, step_ms=round(full_ring, 2))
     ours_int8 = None
@@ -182,14 +186,13 @@ def main() -> None:
                 threads=args.threads,
             )
     if reference:
-        refs.append(reference_line(reference, [args.reference_script, "lm-small"], args.threads))
+        refs.append(reference_run())
         best = min(refs, key=lambda r: r["step_ms"])
         emit(**best, runs=len(refs))
         for name, ms in (("lm-small-ratio", ours), ("lm-small-int8-ratio", ours_int8)):
             if ms is not None:
                 ratio_line(name, best["step_ms"], ms)
         if full_ring is not None:
-            ring_warmup = model.config.context + WARMUP
             command = [
                 args.reference_ring_script,
                 *("--warmup", str(ring_warmup), "--steps", str(steps)),
