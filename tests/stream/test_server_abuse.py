@@ -10,15 +10,13 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from moshi.stream import protocol
-from moshi.stream.engine import Engine
 from tests.stream.test_server_support import (  # noqa: F401 (one_torch_thread: autouse)
     FRAME,
     HANG_GUARD_S,
-    ServerThread,
-    Witness,
     ogg_messages,
     one_torch_thread,
     raw_connect,
+    served_with_witness,
     ws_frame,
 )
 
@@ -27,10 +25,8 @@ LIMITS = {"send_buffer_bytes": 4096, "send_stall_s": 0.5, "idle_timeout_s": 1.0}
 
 @pytest.fixture(scope="module")
 def served(tiny_parts, speech):
-    with ServerThread(Engine(*tiny_parts, max_sessions=3), **LIMITS) as server:
-        with Witness(server.url, speech) as witness:
-            yield server, witness
-        server.wait_idle()
+    with served_with_witness(tiny_parts, speech, **LIMITS) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -239,3 +240,15 @@ class Witness:
         while self.audio_events <= seen + 2:
             assert time.monotonic() < deadline and not self.ended_early, "the witness stopped hearing"
             time.sleep(0.01)
+
+
+@contextmanager
+def served_with_witness(
+    parts: tuple, pcm: np.ndarray, **limits: Any
+) -> Iterator[tuple[ServerThread, Witness]]:
+    """A server on `parts` (the tiny models, 3 slots, with `limits`) and a `Witness` already
+    talking to it; on exit, waits until the server has let every conversation go."""
+    with ServerThread(Engine(*parts, max_sessions=3), **limits) as server:
+        with Witness(server.url, pcm) as witness:
+            yield server, witness
+        server.wait_idle()
