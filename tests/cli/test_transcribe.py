@@ -5,7 +5,7 @@ import json
 import numpy as np
 import soundfile as sf
 
-from moshi.cli.stt import SttTiming
+from moshi.stt import SttTiming
 from tests.cli.conftest import STT_CONFIG
 
 
