@@ -134,6 +134,11 @@ class LMDataset:
         self.layout = task_layout(task, config, delay_s)
         self.task = task
         self.tokenizer = tokenizer if isinstance(tokenizer, TextTokenizer) else TextTokenizer(tokenizer)
+        if self.tokenizer.vocab_size > self.lm.text_card:
+            raise ValueError(
+                f"the tokenizer has {self.tokenizer.vocab_size} pieces, the model's text_card is only "
+                f"{self.lm.text_card}"
+            )
         self.num_frames = math.ceil(duration_sec * FRAME_RATE)
         self.main_speaker, self.random_crop, self.seed = main_speaker, random_crop, seed
         self.epoch = 0
