@@ -134,10 +134,10 @@ class LMDataset:
         self.layout = task_layout(task, config, delay_s)
         self.task = task
         self.tokenizer = tokenizer if isinstance(tokenizer, TextTokenizer) else TextTokenizer(tokenizer)
-        if self.tokenizer.vocab_size > self.lm.text_card:
+        if self.tokenizer.vocab_size > self.lm.text_card or mimi.cardinality > self.lm.card:
             raise ValueError(
-                f"the tokenizer has {self.tokenizer.vocab_size} pieces, the model's text_card is only "
-                f"{self.lm.text_card}"
+                f"the model reads {self.lm.text_card} text tokens and {self.lm.card} audio codes, got a "
+                f"tokenizer of {self.tokenizer.vocab_size} and a Mimi of {mimi.cardinality}"
             )
         self.num_frames = math.ceil(duration_sec * FRAME_RATE)
         self.main_speaker, self.random_crop, self.seed = main_speaker, random_crop, seed

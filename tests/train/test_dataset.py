@@ -3,6 +3,7 @@ cache, and bad files skipped with one message each."""
 
 import logging
 import shutil
+from dataclasses import replace
 
 import pytest
 import torch
@@ -164,7 +165,10 @@ def test_bad_files_are_skipped_counted_and_named(tmp_path, data, mimi, configs, 
     assert all("\n" not in line for line in lines)
 
 
-def test_tasks_must_fit_the_model(configs):
+def test_tasks_must_fit_the_model(tmp_path, mimi, configs):
+    small = replace(configs["stt"].lm, text_card=50)
+    with pytest.raises(ValueError, match="reads 50 text tokens and 64 audio codes, got a tokenizer of 100"):
+        LMDataset([], mimi, TOKENIZER, small, task="stt", duration_sec=1, cache_dir=tmp_path, delay_s=-0.5)
     with pytest.raises(ValueError, match="dialogue needs a model with n_q = 2 \\* dep_q"):
         task_layout("dialogue", configs["stt"])
     with pytest.raises(ValueError, match="stt needs a model that generates no audio"):
