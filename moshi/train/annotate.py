@@ -57,7 +57,7 @@ def annotate(
     (`audio_silence_prefix_seconds`, `audio_delay_seconds`). Existing files are kept unless
     `overwrite`; an unreadable audio file is logged, skipped and counted."""
     tok = tokenizer if isinstance(tokenizer, TextTokenizer) else TextTokenizer(tokenizer)
-    timing = _Timing.of(stt_config)
+    _Timing.of(stt_config)  # checked before any work
     entries = read_manifest(manifest) if isinstance(manifest, (str, Path)) else list(manifest)
     report = AnnotateReport()
     for entry in entries:
@@ -71,7 +71,7 @@ def annotate(
             report.skipped["unreadable audio"] += 1
             log.warning("skipped %s", e)
             continue
-        channels = transcribe_channels(stt_model, mimi, tok, pcm, timing)
+        channels = transcribe_channels(stt_model, mimi, tok, pcm, stt_config)
         speakers = [MAIN_SPEAKER, OTHER_SPEAKER] if len(channels) == 2 else [MAIN_SPEAKER] * len(channels)
         words = [
             AlignedWord(text, start, end, speaker)
@@ -109,9 +109,13 @@ class _Timing:
 
 @torch.no_grad()
 def transcribe_channels(
-    lm: LMModel, mimi: Mimi, tokenizer: TextTokenizer, pcm: np.ndarray, timing: _Timing
+    lm: LMModel, mimi: Mimi, tokenizer: TextTokenizer, pcm: np.ndarray, stt_config: Mapping[str, Any]
 ) -> list[list[tuple[str, float, float]]]:
-    """pcm [C, T] at Mimi's rate -> per channel, its words (text, start s, end s)."""
+    """pcm [C, T] at Mimi's rate -> per channel, its words (text, start s, end s), each
+    channel a stream of its own (greedy decoding)."""
+    if pcm.ndim != 2:
+        raise ValueError(f"pcm must be [C, T], got shape {list(pcm.shape)}")
+    timing = _Timing.of(stt_config)
     C, T = pcm.shape
     flush = math.ceil((timing.delay_s + FLUSH_EXTRA_S) * FRAME_RATE)
     padded = np.zeros((C, (timing.prefix_frames + flush) * FRAME_SIZE + T), dtype=np.float32)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import itertools
 import logging
 import math
 from collections import Counter
@@ -154,7 +155,7 @@ class LMDataset:
             except AudioFileError as e:
                 self._skip("unreadable audio", str(e))
         counts = [max(1, f.frames // self.num_frames) for f in self.files]
-        self._ends = [sum(counts[: i + 1]) for i in range(len(counts))]  # items before file i + 1
+        self._ends = list(itertools.accumulate(counts))  # items up to file i, included
 
     def _skip(self, reason: str, message: str) -> None:
         self.skipped[reason] += 1
@@ -178,20 +179,22 @@ class LMDataset:
         self.epoch = epoch
 
     def __getitem__(self, i: int) -> Tensor:
+        """Item i of the current epoch: its crop start drawn from a generator seeded by
+        (seed, epoch, i)."""
+        key = hashlib.sha256(f"{self.seed}:{self.epoch}:{i}".encode()).digest()
+        return self.item(i, torch.Generator().manual_seed(int.from_bytes(key[:8], "little") >> 1))
+
+    def item(self, i: int, generator: torch.Generator | None = None) -> Tensor:
+        """Item i [K, T], its random crop start drawn from `generator`."""
         if not 0 <= i < len(self):
             raise IndexError(f"item {i} of a dataset of {len(self)}")
         f = bisect.bisect_right(self._ends, i)
-        file = self.files[f]
-        room = max(0, file.frames - self.num_frames)
+        room = max(0, self.files[f].frames - self.num_frames)
         if self.random_crop:
-            start = int(torch.randint(room + 1, (1,), generator=self._rng(i)))
+            start = int(torch.randint(room + 1, (1,), generator=generator))
         else:
             start = min(room, (i - (self._ends[f - 1] if f else 0)) * self.num_frames)
         return self.crop(f, start)
-
-    def _rng(self, i: int) -> torch.Generator:
-        key = hashlib.sha256(f"{self.seed}:{self.epoch}:{i}".encode()).digest()
-        return torch.Generator().manual_seed(int.from_bytes(key[:8], "little") >> 1)
 
     def crop(self, f: int, start: int) -> Tensor:
         """The item of file f whose crop starts at frame `start`: [K, T] int64."""
