@@ -39,6 +39,7 @@ from torch import Tensor
 from ..audio import FRAME_RATE, AudioFileError
 from ..codec import Mimi
 from ..lm.config import KyutaiConfig, LMConfig
+from ..lm.layers import ZERO_TOKEN
 from ..lm.text import TextTokenizer
 from ..tts.options import TTSConfig
 from .alignments import (
@@ -51,7 +52,7 @@ from .alignments import (
     read_manifest,
 )
 from .codes_cache import CodesCache, codes_shape, load_codes
-from .text_stream import ZERO_TOKEN, text_stream
+from .text_stream import text_stream
 
 Task = Literal["dialogue", "stt", "tts"]
 TASKS: tuple[Task, ...] = ("dialogue", "stt", "tts")

@@ -30,12 +30,10 @@ import torch
 from torch import Tensor
 
 from ..audio import FRAME_RATE
+from ..lm.config import LMConfig
+from ..lm.layers import ZERO_TOKEN  # embeds to zero; in training: no loss, the text is undefined
 from ..lm.text import TextTokenizer
 from .alignments import MAIN_SPEAKER, AlignedWord
-
-ZERO_TOKEN = -1  # embeds to zero, and no loss: the text is undefined here
-PADDING_ID = 3  # LMConfig.text_padding_id of Kyutai's models
-END_OF_PADDING_ID = 0  # LMConfig.text_end_padding_id
 
 
 def text_stream(
@@ -49,8 +47,8 @@ def text_stream(
     main_speaker: str = MAIN_SPEAKER,
     turn_markers: bool = False,
     keep_and_shift: bool = False,
-    padding_id: int = PADDING_ID,
-    end_of_padding_id: int = END_OF_PADDING_ID,
+    padding_id: int = LMConfig.text_padding_id,
+    end_of_padding_id: int = LMConfig.text_end_padding_id,
 ) -> Tensor:
     """Word alignments -> text tokens [num_frames] int64, frame t covering
     [offset_s + t / 12.5, offset_s + (t + 1) / 12.5) s of the audio. `delay_s` > 0: the text
