@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from moshi.cli.stt import SttTiming, transcribe_batch
 from moshi.codec import load_mimi
 from moshi.lm.loading import load_lm
 from moshi.lm.text import TextTokenizer
+from moshi.stt import SttTiming, transcribe_batch
 from moshi.train.alignments import read_alignments
 from moshi.train.annotate import annotate
 from moshi.train.dataset import LMDataset
@@ -53,8 +53,8 @@ def test_each_channel_is_its_own_speaker(tmp_path, stt, speech):
     timing = SttTiming.from_config(STT_CONFIG)
     for speaker, pcm in (("SPEAKER_MAIN", left), ("SPEAKER_OTHER", right)):
         ours = [(w.text, w.start) for w in words if w.speaker == speaker]
-        (alone,) = transcribe_batch(mimi, lm, tok, [pcm], timing)
-        assert ours and ours == [(w.text, round(w.start, 3)) for w in alone.words]
+        (alone,) = transcribe_batch(lm, mimi, [pcm], tok, timing)
+        assert ours and ours == [(w.text, w.start) for w in alone.words]
     solo = read_alignments(mono.with_suffix(".json"))
     assert solo and {w.speaker for w in solo} == {"SPEAKER_MAIN"}
     other = [(w.text, w.start) for w in words if w.speaker == "SPEAKER_OTHER"]
@@ -74,8 +74,8 @@ def test_existing_files_are_kept_and_bad_audio_skipped(tmp_path, stt, speech, ca
     assert any("bad.wav" in r.getMessage() for r in caplog.records)
     report = annotate(manifest(tmp_path, [done]), lm, mimi, tok, STT_CONFIG, overwrite=True)
     assert report.written == [done.with_suffix(".json")] and read_alignments(done.with_suffix(".json"))
-    with pytest.raises(ValueError, match="audio_delay_seconds"):
-        annotate(manifest(tmp_path, [done]), lm, mimi, tok, {"audio_silence_prefix_seconds": 1.0})
+    with pytest.raises(ValueError, match="negative"):
+        annotate(manifest(tmp_path, [done]), lm, mimi, tok, {"audio_delay_seconds": -1.0})
 
 
 def test_annotated_dialogue_trains(tmp_path, stt, speech, mimi, configs):
