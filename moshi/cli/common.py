@@ -46,7 +46,7 @@ def add_model_args(parser: argparse.ArgumentParser, default_repo: str) -> None:
         "--int8",
         action="store_true",
         help="CPU only, approximate: int8 weights for the LM's and Mimi's matrix products "
-        "(~20-25%% faster; see moshi/kernels/int8.py)",
+        "(~20-25%% faster)",
     )
 
 

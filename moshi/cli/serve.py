@@ -23,6 +23,7 @@ from .common import (
     model_files,
     quantize_if_asked,
 )
+from .options import HelpFormatter, add_subcommand
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +42,21 @@ WEB_DIR = _web_dir()
 AUTH_ENV = "MOSHI_AUTH_TOKEN"  # the token without putting it on the command line
 DEFAULT_MAX_SESSIONS = 4
 DESCRIPTION = "Serve Moshi over websockets (Kyutai's protocol) and the web client."
+EXAMPLES = """examples:
+  moshi serve                                       the released model; open http://127.0.0.1:8998/
+  moshi serve --host 0.0.0.0 --ssl-self-signed      reachable from other machines (https)
+  moshi tiny-models /tmp/tiny && moshi serve --config /tmp/tiny/dialogue/config.json --device cpu
+                                                    the tiny test models: no GPU, no download
+"""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    parser = add_subcommand(
+        subparsers,
         "serve",
         help="serve Moshi over websockets, with the web client",
         description=DESCRIPTION,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=EXAMPLES,
     )
     add_server_args(parser)
     parser.set_defaults(run=run)
@@ -163,7 +171,8 @@ def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m moshi.stream.server",
         description=DESCRIPTION,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=EXAMPLES,
+        formatter_class=HelpFormatter,
     )
     add_server_args(parser)
     return parser
