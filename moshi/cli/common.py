@@ -45,8 +45,7 @@ def add_model_args(parser: argparse.ArgumentParser, default_repo: str) -> None:
     g.add_argument(
         "--int8",
         action="store_true",
-        help="CPU only, approximate: int8 weights for the LM's and Mimi's matrix products "
-        "(~20-25%% faster)",
+        help="CPU only, approximate: int8 weights for the LM's and Mimi's matrix products (~20-25%% faster)",
     )
 
 
