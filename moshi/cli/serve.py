@@ -110,6 +110,7 @@ def build_server(args: argparse.Namespace) -> Server:
     """Load the model the flags name and configure a server for it (not started)."""
     if args.max_sessions < 1 or args.input_backlog < 1:
         raise UserError("--max-sessions and --input-backlog must be at least 1")
+    check_port(args.host, args.port)  # before the model loads (minutes for the 7B)
     device = device_of(args)
     files = model_files(args)
     context = None
@@ -143,6 +144,19 @@ def build_server(args: argparse.Namespace) -> Server:
         input_backlog=args.input_backlog,
     )
     return Server(engine, config)
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse a port out of range or already in use, in one line."""
+    if not 0 <= port <= 65535:
+        raise UserError(f"--port must be 0 to 65535, got {port}")
+    try:
+        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+            s.bind(address)
+    except OSError as e:
+        raise UserError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
 
 
 def run(args: argparse.Namespace) -> int:

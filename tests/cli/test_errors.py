@@ -19,6 +19,7 @@ def bad(tmp_path, wav):
     (out / "existing.txt").write_text("existing")
     return {
         "good": wav(),
+        "other": wav("other.wav"),
         "missing": tmp_path / "missing.wav",
         "folder": tmp_path / "in",
         "text": tmp_path / "notes.txt",
@@ -47,6 +48,11 @@ CASES = [
     ("unknown format", "transcribe {good} --format xml", "invalid choice"),
     ("unknown dtype", "infer {good} -o {out}/n --dtype float8", "invalid choice"),
     ("unknown device", "transcribe {good} --device tpu", "device"),
+    ("cpu with an index", "transcribe {good} --device cpu:3", "the CPU has no index"),
+    ("mistyped config path", "transcribe {good} --config nothere.json", "no such file: nothere.json"),
+    ("mistyped weights path", "infer {good} -o {out}/n --moshi-weight ./w.safetensors", "no such file"),
+    ("a file for several inputs", "transcribe {good} {other} -o {out}/single.txt", "need a folder"),
+    ("output folder cannot be made", "infer {good} -o /proc/moshi-x/", "cannot create the folder"),
     ("not a number", "infer {good} -o {out}/n --temp hot", "invalid float"),
     ("bad temperature", "infer {good} -o {out}/n --temp 9", "--temp must"),
     ("bad top-k", "chat --input-file {good} --output-file {out}/n.wav --top-k-text -2", "--top-k-text must"),
