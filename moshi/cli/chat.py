@@ -180,18 +180,26 @@ def _conversation(args: argparse.Namespace, audio: AudioIO, talk: Callable[[Prin
     printer, recorder = Printer(), Recorder()
     if audio.realtime and sys.stderr.isatty():
         printer.status("talk to Moshi; Ctrl-C to end")
+    failure: UserError | None = None
     try:
         audio.start()
         talk(printer, recorder)
     except KeyboardInterrupt:
         pass
+    except UserError as e:  # the server went away: what was recorded is still saved
+        failure = e
     finally:
         audio.close()
         printer.end()
         printer.audio_problems(audio.counters(), final=True)
+    if failure is not None and not recorder.user:  # refused at once: nothing to keep
+        raise failure
     audio.finish()
     if args.save is not None:
         recorder.save(Path(args.save))
+    if failure is not None:
+        kept = [str(p) for p in (args.output_file, args.save) if p is not None]
+        raise UserError(f"{failure}; kept what was recorded: {', '.join(kept)}" if kept else str(failure))
     return 0
 
 
