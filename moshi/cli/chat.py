@@ -14,7 +14,7 @@ import numpy as np
 from ..audio import write_wav
 from ..lm.config import KyutaiConfig
 from ..stream.engine import Engine
-from .audio_io import AudioIO, FileAudio, SoundCard, import_sounddevice
+from .audio_io import AudioIO, FileAudio, SoundCard, list_devices
 from .common import DIALOGUE_REPO, UserError, add_model_args
 from .files import check_outputs, read_inputs
 from .loading import load, resolve_dialogue
@@ -137,7 +137,7 @@ class Recorder:
 
 def run(args: argparse.Namespace) -> int:
     if args.list_devices:
-        print(import_sounddevice().query_devices())
+        print(list_devices())
         return 0
     if (args.input_file is None) != (args.output_file is None):
         raise UserError("--input-file and --output-file go together (they replace the sound card)")

@@ -213,6 +213,16 @@ def test_list_devices(moshi, fake_sd):
     assert r.code == 0 and "Fake Card" in r.out
 
 
+def test_no_sound_card_is_said_in_one_line(moshi, fake_sd, dialogue_model):
+    fake_sd.query_devices = lambda device=None, kind=None: ()  # PortAudio sees no device
+    r = moshi("chat", "--list-devices")
+    assert r.code == 0 and "no sound card found" in r.out
+    r = moshi("chat", *dialogue_model)
+    lines = r.err.strip().splitlines()
+    assert r.code == 1 and len(lines) == 1
+    assert "no sound card found" in lines[0] and "--input-file" in lines[0]
+
+
 def test_ctrl_c_ends_cleanly_and_saves(moshi, fake_sd, dialogue_model, speech, tmp_path):
     card_box = {}
 
