@@ -104,7 +104,7 @@ class SimClient:
         self.errors: list[str] = []
 
     async def run(self) -> None:
-        client = await Client.connect(self.url)
+        client = await Client.connect(self.url, pace=False)  # paced below, on a schedule
         receiver = asyncio.create_task(self._receive(client))
         start = time.monotonic() + self.offset
         n = int(self.seconds / FRAME_S)

@@ -53,7 +53,7 @@ class ModelFiles:
         if isinstance(config, dict):
             kcfg = KyutaiConfig.parse(config)
         elif config is not None:
-            path = locate(config, hf_repo)
+            path = locate(config, hf_repo, typed=True)
             base_dir = path.parent
             kcfg = KyutaiConfig.load(path)
         elif hf_repo is not None:
@@ -65,7 +65,7 @@ class ModelFiles:
 
         def find(explicit: str | Path | None, name: str) -> Path:
             if explicit is not None:
-                return locate(explicit, hf_repo)
+                return locate(explicit, hf_repo, typed=True)
             return locate(name, hf_repo, base_dir)
 
         mimi_config = locate(kcfg.mimi_config_name, hf_repo, base_dir) if kcfg.mimi_config_name else None

@@ -23,6 +23,7 @@ from .common import (
     model_files,
     quantize_if_asked,
 )
+from .options import HelpFormatter, add_subcommand
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +42,21 @@ WEB_DIR = _web_dir()
 AUTH_ENV = "MOSHI_AUTH_TOKEN"  # the token without putting it on the command line
 DEFAULT_MAX_SESSIONS = 4
 DESCRIPTION = "Serve Moshi over websockets (Kyutai's protocol) and the web client."
+EXAMPLES = """examples:
+  moshi serve                                       the released model; open http://127.0.0.1:8998/
+  moshi serve --host 0.0.0.0 --ssl-self-signed      reachable from other machines (https)
+  moshi tiny-models /tmp/tiny && moshi serve --config /tmp/tiny/dialogue/config.json --device cpu
+                                                    the tiny test models: no GPU, no download
+"""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    parser = add_subcommand(
+        subparsers,
         "serve",
         help="serve Moshi over websockets, with the web client",
         description=DESCRIPTION,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=EXAMPLES,
     )
     add_server_args(parser)
     parser.set_defaults(run=run)
@@ -102,6 +110,7 @@ def build_server(args: argparse.Namespace) -> Server:
     """Load the model the flags name and configure a server for it (not started)."""
     if args.max_sessions < 1 or args.input_backlog < 1:
         raise UserError("--max-sessions and --input-backlog must be at least 1")
+    check_port(args.host, args.port)  # before the model loads (minutes for the 7B)
     device = device_of(args)
     files = model_files(args)
     context = None
@@ -137,6 +146,19 @@ def build_server(args: argparse.Namespace) -> Server:
     return Server(engine, config)
 
 
+def check_port(host: str, port: int) -> None:
+    """Refuse a port out of range or already in use, in one line."""
+    if not 0 <= port <= 65535:
+        raise UserError(f"--port must be 0 to 65535, got {port}")
+    try:
+        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+            s.bind(address)
+    except OSError as e:
+        raise UserError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     logging.getLogger("websockets").setLevel(logging.WARNING)  # not a line per HTTP request
     server = build_server(args)
@@ -163,7 +185,8 @@ def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m moshi.stream.server",
         description=DESCRIPTION,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=EXAMPLES,
+        formatter_class=HelpFormatter,
     )
     add_server_args(parser)
     return parser

@@ -162,6 +162,7 @@ def test_hub_repo_without_config_json_is_moshi_7b(tmp_path, monkeypatch):
         monkeypatch,
         "kyutai/moshiko-pytorch-bf16",
         {"model.safetensors": MOSHI_TINY / "weights.safetensors"},
+        absent=("config.json",),
     )
     with pytest.raises(ValueError, match=r"expected \[5632, 1024\], found \[176, 32\]"):
         load_lm("kyutai/moshiko-pytorch-bf16")

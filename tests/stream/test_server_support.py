@@ -212,7 +212,7 @@ class Witness:
     async def _run(self) -> None:
         from moshi.stream.client import AudioEvent, Client, ErrorEvent
 
-        client = await Client.connect(self.url)
+        client = await Client.connect(self.url, pace=False)
         self._started.set()
 
         async def receive() -> None:
