@@ -4,12 +4,17 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV="${VENV:-.venv}"
-# The browser end-to-end test drives Debian's Chromium (never a downloaded browser).
-if ! command -v chromium >/dev/null; then
+# Debian packages the tests drive: Chromium (the browser test, never a downloaded browser),
+# HAProxy (deploy/haproxy.cfg in front of several workers).
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+command -v haproxy >/dev/null || missing+=(haproxy)
+if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "note: no chromium here; tests/web/test_browser.py needs it (or set MOSHI_SKIP_BROWSER=1)" >&2
+    echo "note: not installed: ${missing[*]} (tests/web/test_browser.py needs chromium, or set" \
+      "MOSHI_SKIP_BROWSER=1; tests/stream/test_deploy_haproxy.py needs haproxy)" >&2
   fi
 fi
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
