@@ -4,10 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV="${VENV:-.venv}"
-# The browser end-to-end test drives Debian's Chromium (never a downloaded browser);
-# `moshi chat` and `moshi speak --play` need the PortAudio library.
+# Debian packages: Chromium (the browser test drives it, never a downloaded browser),
+# HAProxy (deploy/haproxy.cfg in front of several workers, and its test), and the PortAudio
+# library (`moshi chat` and `moshi speak --play`).
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
+command -v haproxy >/dev/null || missing+=(haproxy)
 ldconfig -p 2>/dev/null | grep -q libportaudio || missing+=(libportaudio2)
 if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
@@ -15,7 +17,7 @@ if [ ${#missing[@]} -gt 0 ]; then
       echo "note: apt-get could not install ${missing[*]}" >&2
   else
     echo "note: not installed: ${missing[*]} (chromium: tests/web/test_browser.py, or set MOSHI_SKIP_BROWSER=1;" \
-      "libportaudio2: the sound card for moshi chat and moshi speak --play)" >&2
+      "haproxy: tests/stream/test_deploy_haproxy.py; libportaudio2: the sound card for moshi chat and speak --play)" >&2
   fi
 fi
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
