@@ -29,6 +29,7 @@ from .common import UserError
 MAX_BACKLOG = 4  # input frames waiting for the model, at most (320 ms)
 PREBUFFER_FRAMES = 1  # Moshi's frames buffered before playback starts (80 ms)
 READ_POLL_SECONDS = 0.1  # a blocked `read` wakes this often (so Ctrl-C gets through)
+DEVICE_SILENCE_SECONDS = 2.0  # no microphone data this long: the device is gone
 
 
 class AudioIO(Protocol):
@@ -219,11 +220,20 @@ class SoundCard:
 
     # the model's thread ---------------------------------------------------------------------
     def read(self) -> np.ndarray | None:
+        """The next 80 ms of microphone [FRAME_SIZE], None once closed. Raises `UserError`
+        when the device stops delivering (unplugged, or its sound server stopped)."""
+        waited = 0.0
         with self._ready:
             while not self._frames:
                 if self._closed:
                     return None
+                if waited >= DEVICE_SILENCE_SECONDS or not all(s.active for s in self._streams):
+                    raise UserError(
+                        f"the sound card stopped: no audio from the microphone for {waited:.1f} s "
+                        "(unplugged, or its sound server stopped)"
+                    )
                 self._ready.wait(READ_POLL_SECONDS)
+                waited += READ_POLL_SECONDS
             return self._frames.popleft()
 
     def write(self, pcm: np.ndarray) -> None:
@@ -239,8 +249,11 @@ class SoundCard:
             self._closed = True
             self._ready.notify_all()
         for s in self._streams:
-            s.stop()
-            s.close()
+            try:
+                s.abort()
+                s.close()
+            except Exception:  # a device that went away cannot be stopped cleanly
+                pass
 
     def finish(self) -> None:
         pass

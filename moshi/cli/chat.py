@@ -186,7 +186,7 @@ def _conversation(args: argparse.Namespace, audio: AudioIO, talk: Callable[[Prin
         talk(printer, recorder)
     except KeyboardInterrupt:
         pass
-    except UserError as e:  # the server went away: what was recorded is still saved
+    except UserError as e:  # the server or the sound card went away: the recording is kept
         failure = e
     finally:
         audio.close()
