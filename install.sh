@@ -6,11 +6,14 @@ cd "$(dirname "$0")"
 VENV="${VENV:-.venv}"
 # Debian packages: Chromium (the browser test drives it, never a downloaded browser),
 # HAProxy (deploy/haproxy.cfg in front of several workers, and its test), and the PortAudio
-# library (`moshi chat` and `moshi speak --play`).
+# library (`moshi chat` and `moshi speak --play`) and a sound server to test it with.
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 command -v haproxy >/dev/null || missing+=(haproxy)
 ldconfig -p 2>/dev/null | grep -q libportaudio || missing+=(libportaudio2)
+# PulseAudio and ALSA's pulse plugin: tests/cli/test_sound_card.py runs moshi chat through them.
+command -v pulseaudio >/dev/null || missing+=(pulseaudio pulseaudio-utils)
+[ -e /usr/lib/x86_64-linux-gnu/alsa-lib/libasound_module_pcm_pulse.so ] || missing+=(libasound2-plugins)
 if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     { apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null; } ||

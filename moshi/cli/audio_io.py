@@ -222,18 +222,18 @@ class SoundCard:
     def read(self) -> np.ndarray | None:
         """The next 80 ms of microphone [FRAME_SIZE], None once closed. Raises `UserError`
         when the device stops delivering (unplugged, or its sound server stopped)."""
-        waited = 0.0
+        since = time.monotonic()
         with self._ready:
             while not self._frames:
                 if self._closed:
                     return None
+                waited = time.monotonic() - since
                 if waited >= DEVICE_SILENCE_SECONDS or not all(s.active for s in self._streams):
                     raise UserError(
                         f"the sound card stopped: no audio from the microphone for {waited:.1f} s "
                         "(unplugged, or its sound server stopped)"
                     )
                 self._ready.wait(READ_POLL_SECONDS)
-                waited += READ_POLL_SECONDS
             return self._frames.popleft()
 
     def write(self, pcm: np.ndarray) -> None:
