@@ -8,7 +8,7 @@ import torch
 from safetensors import safe_open
 
 from moshi.lm import KyutaiConfig, LMModel, load_lm
-from moshi.lora import LoRAOptions, apply_lora, load_lora, merge_lora, save_lora
+from moshi.lm.lora import LoRAOptions, apply_lora, load_lora, merge_lora, save_lora
 from tests.helpers import FIXTURES
 
 

@@ -34,10 +34,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .lm.depformer import PerStepAttention
-from .lm.layers import Embedding
-from .lm.model import LMModel
-from .nn.attention import Attention
+from ..nn.attention import Attention
+from .depformer import PerStepAttention
+from .layers import Embedding
+from .model import LMModel
 
 _OURS_TO_KYUTAI = re.compile(r"\.self_attn\.(in_proj|out_proj)\.lora_")
 _KYUTAI_TO_OURS = re.compile(r"^(transformer\.layers\.\d+\.self_attn)\.(in_proj|out_proj)s\.0\.lora_")
@@ -108,7 +108,9 @@ class LoRAProjection(_Adapter):
         self._init_adapter(base.shape[1], rows, rank, scaling, base)
 
     def base(self) -> Tensor:
-        return functools.reduce(getattr, self.attr.split("."), self._host).narrow(0, self.start, self.rows)
+        weight = functools.reduce(getattr, self.attr.split("."), self._host)
+        assert isinstance(weight, Tensor)
+        return weight.narrow(0, self.start, self.rows)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.linear(x, self.base()) + self.adapt(x)
@@ -121,7 +123,7 @@ class LoRAProjection(_Adapter):
 def apply_lora(model: LMModel, options: LoRAOptions) -> LMModel:
     """Add adapters (in place) and freeze everything else (but the embeddings with
     `ft_embed`). Returns the model."""
-    if any(isinstance(m, _Adapter) for m in model.modules()):
+    if has_lora(model):
         raise ValueError("the model already has LoRA adapters")
     for p in model.parameters():
         p.requires_grad_(False)
@@ -159,6 +161,10 @@ def apply_lora(model: LMModel, options: LoRAOptions) -> LMModel:
             if isinstance(m, Embedding):
                 m.weight.requires_grad_(True)
     return model
+
+
+def has_lora(model: nn.Module) -> bool:
+    return any(isinstance(m, _Adapter) for m in model.modules())
 
 
 def adapters(model: nn.Module) -> Iterator[tuple[str, _Adapter]]:
