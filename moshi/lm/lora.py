@@ -173,26 +173,53 @@ def adapters(model: nn.Module) -> Iterator[tuple[str, _Adapter]]:
             yield name, m
 
 
-def lora_state_dict(model: LMModel, ft_embed: bool | None = None) -> dict[str, Tensor]:
+def lora_state_dict(
+    model: LMModel, state: dict[str, Tensor] | None = None, ft_embed: bool | None = None
+) -> dict[str, Tensor]:
     """The adapters' weights (Kyutai's names), plus the embedding tables when they are
-    trained (`ft_embed`; None: when they require grad)."""
+    trained (`ft_embed`; None: when they require grad). Values from `state` (e.g. gathered
+    from shards; default: the model's own)."""
+    state = model.state_dict() if state is None else state
     out: dict[str, Tensor] = {}
-    for name, m in adapters(model):
+    for name, _ in adapters(model):
         for part in ("lora_A", "lora_B"):
-            key = _OURS_TO_KYUTAI.sub(r".self_attn.\1s.0.lora_", f"{name}.{part}.weight")
-            out[key] = getattr(m, part).weight.detach()
+            key = f"{name}.{part}.weight"
+            out[_OURS_TO_KYUTAI.sub(r".self_attn.\1s.0.lora_", key)] = state[key].detach()
     for name, m in model.named_modules():
         if isinstance(m, Embedding) and (m.weight.requires_grad if ft_embed is None else ft_embed):
-            out[f"{name}.weight"] = m.weight.detach()
+            out[f"{name}.weight"] = state[f"{name}.weight"].detach()
     return out
 
 
-def save_lora(model: LMModel, path: str | Path, options: LoRAOptions) -> None:
+def merged_state_dict(model: LMModel, state: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+    """The weights with every adapter folded in, under the base names (the model is left as
+    it is). Values from `state` (default: the model's own)."""
+    state = model.state_dict() if state is None else state
+    out = {k: v.detach() for k, v in state.items() if ".lora_" not in k}
+    for name, m in adapters(model):
+        a, b = state[f"{name}.lora_A.weight"], state[f"{name}.lora_B.weight"]
+        delta = (m.scaling * (b.float() @ a.float())).to(a.dtype)
+        if isinstance(m, LoRALinear):
+            key = f"{name}.weight"
+            out[key] = out[key] + delta.to(out[key].dtype)
+        else:
+            assert isinstance(m, LoRAProjection)
+            host = name.rsplit(".", 2 if re.search(r"\.\d+$", name) else 1)[0]
+            key = f"{host}.{m.attr}"
+            rows = slice(m.start, m.start + m.rows)
+            out[key] = out[key].clone()
+            out[key][rows] += delta.to(out[key].dtype)
+    return out
+
+
+def save_lora(
+    model: LMModel, path: str | Path, options: LoRAOptions, state: dict[str, Tensor] | None = None
+) -> None:
     from safetensors.torch import save_file
 
-    state = {k: v.contiguous().cpu() for k, v in lora_state_dict(model).items()}
+    tensors = {k: v.contiguous().cpu() for k, v in lora_state_dict(model, state).items()}
     meta = {"lora_rank": str(options.rank), "lora_scaling": str(options.scaling)}
-    save_file(state, str(path), metadata=meta)
+    save_file(tensors, str(path), metadata=meta)
 
 
 def read_lora(path: str | Path) -> tuple[dict[str, Tensor], dict[str, str]]:

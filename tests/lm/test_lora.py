@@ -102,3 +102,17 @@ def test_bad_files_and_misuse(tmp_path):
     with pytest.raises(ValueError, match="rank 5"):
         load_lora(tiny("stt_lm_tiny"), path, rank=5)
     assert KyutaiConfig.load(FIXTURES / "stt_lm_tiny" / "config.json").lm.dep_q == 0
+
+
+def test_merged_state_dict_folds_without_touching_the_model():
+    model = apply_lora(tiny("moshi_lm_tiny"), LoRAOptions(rank=2))
+    randomize_adapters(model)
+    codes = codes_for(model)
+    expected = logits(model, codes)
+    from moshi.lm.lora import merged_state_dict
+
+    merged = merged_state_dict(model)
+    assert any(".lora_" in n for n, _ in model.named_parameters())  # still adapted
+    plain = tiny("moshi_lm_tiny")
+    plain.load_state_dict(merged)
+    torch.testing.assert_close(logits(plain, codes), expected, rtol=0, atol=1e-5)
