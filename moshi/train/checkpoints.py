@@ -75,11 +75,11 @@ def save_state(folder: Path, state: dict[str, Any], d: Dist, sharded: bool) -> N
         (target / "DONE").write_text("")
 
 
-def load_state(folder: Path, template: dict[str, Any], d: Dist, sharded: bool) -> dict[str, Any]:
-    """The saved state (sharded: loaded into `template`, whose tensors give the layout), and
-    this process's RNG states restored."""
+def load_state(folder: Path, template: dict[str, Any], d: Dist) -> dict[str, Any]:
+    """The saved state (a sharded one: loaded into `template`, whose tensors give this run's
+    layout, sharded or not), and this process's RNG states restored."""
     target = folder / "state"
-    if sharded:
+    if (target / "train_state").is_dir():
         import torch.distributed.checkpoint as dcp
 
         dcp.load(template, checkpoint_id=target / "train_state")
@@ -87,7 +87,7 @@ def load_state(folder: Path, template: dict[str, Any], d: Dist, sharded: bool) -
     else:
         state = torch.load(target / "train_state.pt", map_location=d.device, weights_only=True)
     rng = target / f"rng_{d.rank}.pt"
-    set_rng_state(torch.load(rng if rng.is_file() else target / "rng_0.pt", weights_only=False))
+    set_rng_state(torch.load(rng if rng.is_file() else target / "rng_0.pt", weights_only=True))
     return state
 
 

@@ -9,6 +9,7 @@ transformer layer a unit) for full fine-tunes that do not fit on one device.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -79,6 +80,8 @@ def wrap_model(model: nn.Module, d: Dist, fsdp: bool, units: list[nn.Module]) ->
 
         if not d.enabled:
             raise ValueError("fsdp: true needs several processes (torchrun --nproc-per-node N)")
+        # LMModel.forward returns views (text_logits); nothing changes them in place.
+        warnings.filterwarnings("ignore", message="FSDP2-wrapped module .* returned a view tensor")
         for unit in units:
             fully_shard(unit)
         fully_shard(model)

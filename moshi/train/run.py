@@ -92,7 +92,7 @@ def run(task: Task, options: RunOptions, d: Dist) -> RunResult:
     done = complete_checkpoints(options.run_dir)
     if done:
         step, folder = done[-1]
-        state = load_state(folder, {"step": 0, "task": task.state_dict()}, d, task.sharded)
+        state = load_state(folder, {"step": 0, "task": task.state_dict()}, d)
         task.load_state_dict(state["task"])
         step = int(state["step"])
     last = min(options.max_steps, options.until_step or options.max_steps)
