@@ -15,7 +15,8 @@ INTERRUPTED = 130  # as a shell reports Ctrl-C
 
 def add_commands(
     parser: argparse.ArgumentParser, formatter: Any = argparse.ArgumentDefaultsHelpFormatter
-) -> None:
+) -> Any:
+    """Add the subcommands to `parser`; returns its subparsers (for more)."""
     sub = parser.add_subparsers(dest="train_command", metavar="TRAIN_COMMAND", required=True)
     p = sub.add_parser(
         "lm",
@@ -38,6 +39,7 @@ def add_commands(
     p.add_argument("run_dir", help="a training run directory")
     p.add_argument("-o", "--output", help="the PNG (default: RUN_DIR/losses.png)")
     p.set_defaults(train_run=_plot)
+    return sub
 
 
 def _lm(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from ..codec import load_mimi
 from ..hub import locate
 from ..lm.config import KyutaiConfig
 from ..lm.layers import RMSNorm
@@ -24,6 +25,7 @@ from ..lm.model import LMModel
 from ..models import ModelFiles
 from .batches import CodesDataset
 from .config import TrainConfig
+from .dataset import LMDataset
 from .distributed import Dist, close_distributed, init_distributed
 from .lm_task import LMTrainer, LMTrainOptions, freeze_untrained
 from .loss import LossOptions
@@ -39,6 +41,7 @@ class Built:
     model: LMModel
     config: KyutaiConfig
     mimi: Path
+    mimi_config: Path | None
     tokenizer: Path
     release: Release
 
@@ -54,6 +57,8 @@ def build_model(config: TrainConfig, d: Dist) -> Built:
         here = Path(config.model.config).parent
         mimi = locate(p.mimi_path or kcfg.mimi_name, p.hf_repo_id, here)
         tokenizer = locate(p.tokenizer_path or kcfg.tokenizer_name, p.hf_repo_id, here)
+        name = kcfg.mimi_config_name
+        mimi_config = locate(name, p.hf_repo_id, here) if name else None
         model, base = fresh_model(kcfg, d.device, config.model.init_std), None
     else:
         files = ModelFiles.resolve(
@@ -64,6 +69,7 @@ def build_model(config: TrainConfig, d: Dist) -> Built:
             config=p.config_path,
         )
         kcfg, mimi, tokenizer, base = files.config, files.mimi_weights, files.tokenizer, files.lm_weights
+        mimi_config = files.mimi_config
         model = files.load_lm(device=d.device, dtype=torch.float32)
     lora = None
     if config.lora.enable:
@@ -76,8 +82,8 @@ def build_model(config: TrainConfig, d: Dist) -> Built:
         for param in model.parameters():
             if not param.requires_grad:
                 param.data = param.data.to(dtype)
-    release = Release(kcfg, base, mimi, tokenizer, dtype, lora, config.save_adapters)
-    return Built(model.train(), kcfg, mimi, tokenizer, release)
+    release = Release(kcfg, base, mimi, tokenizer, dtype, mimi_config, lora, config.save_adapters)
+    return Built(model.train(), kcfg, mimi, mimi_config, tokenizer, release)
 
 
 def fresh_model(config: KyutaiConfig, device: torch.device, std: float) -> LMModel:
@@ -94,10 +100,34 @@ def fresh_model(config: KyutaiConfig, device: torch.device, std: float) -> LMMod
     return model
 
 
-def build_datasets(
-    config: TrainConfig, built: Built, d: Dist
-) -> tuple[CodesDataset, CodesDataset | None]:  # pragma: no cover - replaced when the data lands
-    raise ValueError("training from manifests needs moshi.train.dataset (not in this build)")
+def build_datasets(config: TrainConfig, built: Built, d: Dist) -> tuple[CodesDataset, CodesDataset | None]:
+    """The manifests' datasets (dataset.py). The main process encodes the audio into the codes
+    cache first; the others then find it there."""
+    lm = built.config.lm
+    mimi = load_mimi(built.mimi, built.mimi_config, num_codebooks=max(lm.dep_q, lm.n_q - lm.dep_q))
+    cache = Path(config.cache_dir) if config.cache_dir else Path(config.run_dir).parent / "codes_cache"
+    common = dict(
+        mimi=mimi,
+        tokenizer=built.tokenizer,
+        config=built.config,
+        task=config.task,
+        duration_sec=config.duration_sec,
+        cache_dir=cache,
+        seed=config.seed,
+    )
+    if not config.data.train_data:
+        raise ValueError("config.data.train_data: no training manifest given")
+    made: tuple[CodesDataset, CodesDataset | None] | None = None
+    for turn in (True, False):  # the main process first
+        if d.is_main == turn:
+            train = LMDataset(config.data.train_data, **common)  # type: ignore[arg-type]
+            evaluation = None
+            if config.data.eval_data:
+                evaluation = LMDataset(config.data.eval_data, random_crop=False, **common)  # type: ignore[arg-type]
+            made = (train, evaluation)
+        d.barrier()
+    assert made is not None
+    return made
 
 
 def prepare_run_dir(config: TrainConfig, d: Dist) -> Path:

@@ -7,8 +7,8 @@
   weights the adapters go on.
 
 `config.json` is the base model's Kyutai config (or, for the released 7B, which has none,
-its values written out), with `mimi_name`, `tokenizer_name` and, for adapters,
-`moshi_name` as absolute paths. So `moshi serve --config RUN/.../consolidated/config.json`
+its values written out), with `mimi_name`, `mimi_config_name`, `tokenizer_name` and, for
+adapters, `moshi_name` as absolute paths. So `moshi serve --config RUN/.../consolidated/config.json`
 runs the fine-tuned model, and so does `--moshi-weight .../model.safetensors` or
 `--lora-weight .../lora.safetensors` with the base model's flags.
 """
@@ -39,6 +39,7 @@ class Release:
     mimi: Path
     tokenizer: Path
     dtype: torch.dtype
+    mimi_config: Path | None = None
     lora: LoRAOptions | None = None  # adapters were trained
     save_adapters: bool = True
 
@@ -47,6 +48,8 @@ class Release:
         state dict (gathered from the shards with FSDP)."""
         data = kyutai_config_dict(self.config)
         data.update(mimi_name=str(self.mimi.resolve()), tokenizer_name=str(self.tokenizer.resolve()))
+        if self.mimi_config is not None:
+            data["mimi_config_name"] = str(self.mimi_config.resolve())
         for key in ("lora", "lora_rank", "lora_scaling", "lora_name"):
             data.pop(key, None)
         if self.lora is not None and self.save_adapters and self.base_weights is not None:
