@@ -70,6 +70,13 @@ class MimiConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> MimiConfig:
+        """A named architecture of MIMI_PRESETS, with some fields changed."""
+        if name not in MIMI_PRESETS:
+            raise ValueError(f"unknown Mimi preset {name!r}; expected one of {', '.join(MIMI_PRESETS)}")
+        return cls(**{**MIMI_PRESETS[name], **overrides})
+
     def to_kyutai(self, layer_scale: float = 0.01) -> dict[str, Any]:
         """This configuration in Kyutai's Mimi config format (what `from_kyutai` reads back).
         `layer_scale` is the transformers' initial LayerScale, kept for Kyutai's loader."""
@@ -184,3 +191,21 @@ class MimiConfig:
         for r in (reader, sea, quant, tr):
             r.warn_unknown()
         return cls(**kwargs)
+
+
+# Named architectures: MimiConfig(**MIMI_PRESETS[name]), or MimiConfig.preset(name).
+MIMI_PRESETS: dict[str, dict[str, Any]] = {
+    "mimi": {},  # the released model (79 M parameters, 32 codebooks of 2048)
+    # The project's own small codec (issue 13): 8 codebooks of 256 at 12.5 Hz, 5.5 M parameters
+    # (22 MB in float32), SEANet 4x narrower, two transformer layers each side.
+    "mimi-small": dict(
+        n_filters=16,
+        dimension=256,
+        num_layers=2,
+        num_heads=4,
+        dim_feedforward=1024,
+        codebook_dim=64,
+        codebook_size=256,
+        total_codebooks=8,
+    ),
+}

@@ -37,7 +37,7 @@ class VQTraining:
     dead_usage_ratio: float = 0.1  # a code used less than this is re-seeded from the batch
     replaced_usage_ratio: float = 1.0  # a re-seeded code starts with this usage
     quantizer_dropout: bool = True  # each item uses a random number of codebooks, 1 to n
-    quantize_rate: float = 1.0  # the share of items quantized; the others pass unquantized
+    quantize_rate: float = 0.5  # the share of items quantized, the others pass unquantized (the paper: 0.5)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.ema_decay < 1.0:

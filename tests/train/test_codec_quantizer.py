@@ -87,7 +87,7 @@ def test_dropout_keeps_a_prefix_of_codebooks_per_item(mimi):
     torch.manual_seed(0)
     before = copy.deepcopy(mimi.quantizer)  # the forward updates the codebooks
     latent = torch.randn(16, 32, 2)
-    q = mimi.quantizer(latent, 8, VQTraining(quantizer_dropout=True))
+    q = mimi.quantizer(latent, 8, VQTraining(quantizer_dropout=True, quantize_rate=1.0))
     counts = []
     for b in range(16):
         matches = [

@@ -1,0 +1,1 @@
+"""Training: the codec and LM trainers."""
