@@ -139,6 +139,9 @@ class KyutaiConfig:
     stt_config: dict[str, Any] = field(default_factory=dict)
     tts_config: dict[str, Any] = field(default_factory=dict)
     model_id: dict[str, Any] = field(default_factory=dict)
+    # A LoRA fine-tune (`lora: true`): the adapters' file and scaling (see lora.py).
+    lora_name: str | None = None
+    lora_scaling: float | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)  # as read, for the TTS parts
 
     def to_dict(self) -> dict[str, Any]:
@@ -176,7 +179,6 @@ class KyutaiConfig:
         for key in (
             "depformer_causal",
             "gradient_checkpointing",
-            "lora_name",
             "depformer_context",
             "depformer_max_period",
             "autocast",
@@ -233,12 +235,14 @@ class KyutaiConfig:
             ("bias_attn", False),
             ("kv_repeat", 1),
             ("quantize", False),
-            ("lora", False),
             ("same_initial", False),
             ("text_card_out", None),  # a text output vocabulary other than the input's
         ):
             r.require(key, supported)
-        for key in ("lora_rank", "lora_scaling"):  # meaningful only with lora, refused above
+        if r.pop("lora", False):
+            extras["lora_name"] = r.pop("lora_name")
+            extras["lora_scaling"] = float(r.pop("lora_scaling", 2.0))  # Kyutai's default
+        for key in ("lora_rank", "lora_scaling", "lora_name"):  # the rank: the file's tensors say it
             r.pop(key)
         _parse_depformer_sharing(r, lm)
         # Conditioning (text-to-speech): typed, checked against each other in LMConfig.

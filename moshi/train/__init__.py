@@ -1,1 +1,2 @@
-"""Training: the codec and LM trainers."""
+"""Training: data (manifests, word alignments, the text stream, cached codec codes), the LM
+and codec trainers."""

@@ -1,0 +1,167 @@
+"""`moshi train lm CONFIG.yaml`: a multistream LM fine-tuned (LoRA or full) or trained from
+scratch, from a YAML config (config.py), in one process or under torchrun.
+
+The model files come from `moshi_paths` (a hub repo and/or local files, as Kyutai's
+flags); `model.config` instead starts from random weights with that architecture. The
+data: `data.train_data` (and `data.eval_data`), moshi-finetune's manifests, made into the
+model's streams for `task` by moshi.train.dataset, the Mimi codes cached in `cache_dir`.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..hub import locate
+from ..lm.config import KyutaiConfig
+from ..lm.layers import RMSNorm
+from ..lm.lora import LoRAOptions, apply_lora
+from ..lm.model import LMModel
+from ..models import ModelFiles
+from .batches import CodesDataset
+from .config import TrainConfig
+from .distributed import Dist, close_distributed, init_distributed
+from .lm_task import LMTrainer, LMTrainOptions, freeze_untrained
+from .loss import LossOptions
+from .release import Release
+from .run import RunOptions, RunResult, run
+
+log = logging.getLogger(__name__)
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+@dataclass(frozen=True)
+class Built:
+    model: LMModel
+    config: KyutaiConfig
+    mimi: Path
+    tokenizer: Path
+    release: Release
+
+
+def build_model(config: TrainConfig, d: Dist) -> Built:
+    """The model to train (trainable parameters float32, frozen ones in `param_dtype` on a
+    GPU), on this process's device, with LoRA applied when enabled."""
+    p = config.moshi_paths
+    torch.manual_seed(config.seed)  # the same fresh weights / adapters in every process
+    base: Path | None
+    if config.model.config is not None:
+        kcfg = KyutaiConfig.load(config.model.config)
+        here = Path(config.model.config).parent
+        mimi = locate(p.mimi_path or kcfg.mimi_name, p.hf_repo_id, here)
+        tokenizer = locate(p.tokenizer_path or kcfg.tokenizer_name, p.hf_repo_id, here)
+        model, base = fresh_model(kcfg, d.device, config.model.init_std), None
+    else:
+        files = ModelFiles.resolve(
+            hf_repo=p.hf_repo_id,
+            moshi_weight=p.moshi_path,
+            mimi_weight=p.mimi_path,
+            tokenizer=p.tokenizer_path,
+            config=p.config_path,
+        )
+        kcfg, mimi, tokenizer, base = files.config, files.mimi_weights, files.tokenizer, files.lm_weights
+        model = files.load_lm(device=d.device, dtype=torch.float32)
+    lora = None
+    if config.lora.enable:
+        c = config.lora
+        lora = LoRAOptions(rank=c.rank, scaling=c.scaling, ft_embed=c.ft_embed, targets=c.targets)
+        apply_lora(model, lora)
+    freeze_untrained(model)
+    dtype = DTYPES[config.param_dtype]
+    if d.device.type == "cuda" and dtype != torch.float32:
+        for param in model.parameters():
+            if not param.requires_grad:
+                param.data = param.data.to(dtype)
+    release = Release(kcfg, base, mimi, tokenizer, dtype, lora, config.save_adapters)
+    return Built(model.train(), kcfg, mimi, tokenizer, release)
+
+
+def fresh_model(config: KyutaiConfig, device: torch.device, std: float) -> LMModel:
+    """Random weights: normal(0, std), norms at one (LayerNorm biases at zero)."""
+    with torch.device(device):
+        model = LMModel(config.lm)
+    for param in model.parameters():
+        torch.nn.init.normal_(param, std=std)
+    for m in model.modules():
+        if isinstance(m, RMSNorm):
+            torch.nn.init.ones_(m.alpha)
+        elif isinstance(m, torch.nn.LayerNorm):
+            m.reset_parameters()
+    return model
+
+
+def build_datasets(
+    config: TrainConfig, built: Built, d: Dist
+) -> tuple[CodesDataset, CodesDataset | None]:  # pragma: no cover - replaced when the data lands
+    raise ValueError("training from manifests needs moshi.train.dataset (not in this build)")
+
+
+def prepare_run_dir(config: TrainConfig, d: Dist) -> Path:
+    """The run directory: resumed when it holds checkpoints, emptied first with
+    `overwrite_run_dir`."""
+    run_dir = Path(config.run_dir)
+    if d.is_main:
+        if config.overwrite_run_dir and run_dir.exists():
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        import yaml
+
+        (run_dir / "args.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    d.barrier()
+    return run_dir
+
+
+def train_options(config: TrainConfig) -> LMTrainOptions:
+    o = config.optim
+    return LMTrainOptions(
+        max_steps=config.max_steps,
+        lr=o.lr,
+        weight_decay=o.weight_decay,
+        pct_start=o.pct_start,
+        max_norm=config.max_norm,
+        batch_size=config.batch_size,
+        num_microbatches=config.num_microbatches,
+        seed=config.seed,
+        shuffle=config.data.shuffle,
+        loss=LossOptions(config.text_padding_weight, config.first_codebook_weight_multiplier),
+        gradient_checkpointing=config.gradient_checkpointing,
+        fsdp=config.fsdp,
+        eval_batches=config.eval_batches,
+    )
+
+
+def run_options(config: TrainConfig, run_dir: Path, until_step: int | None, progress: bool) -> RunOptions:
+    return RunOptions(
+        run_dir=run_dir,
+        max_steps=config.max_steps,
+        log_freq=config.log_freq,
+        ckpt_freq=config.ckpt_freq,
+        do_ckpt=config.do_ckpt,
+        num_ckpt_keep=config.num_ckpt_keep,
+        eval_freq=config.eval_freq,
+        do_eval=config.do_eval,
+        until_step=until_step,
+        progress=progress,
+    )
+
+
+def main(
+    config: TrainConfig,
+    until_step: int | None = None,
+    progress: bool = True,
+    datasets: tuple[CodesDataset, CodesDataset | None] | None = None,
+) -> RunResult:
+    """Train as `config` says; `datasets` (train, eval) replace the manifests' (tests)."""
+    d = init_distributed(config.device)
+    try:
+        run_dir = prepare_run_dir(config, d)
+        built = build_model(config, d)
+        train, evaluation = datasets or build_datasets(config, built, d)
+        trainer = LMTrainer(built.model, train, train_options(config), d, built.release, evaluation)
+        return run(trainer, run_options(config, run_dir, until_step, progress), d)
+    finally:
+        close_distributed()
