@@ -1,4 +1,4 @@
-"""`moshi train lm|plot ...`: training, a thin wrapper of moshi/train/commands.py."""
+"""`moshi train lm|codec|plot ...`: training, a thin wrapper of moshi/train/commands.py."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def add_parser(subparsers: Any) -> None:
         subparsers,
         "train",
         help="train or fine-tune models (LoRA, torchrun), plot runs",
-        description="Train or fine-tune Moshi's LM from a YAML config; plot a run's losses.",
+        description="Train or fine-tune Moshi's LM, or train Mimi, from a YAML config; plot a run's losses.",
     )
     add_commands(p, HelpFormatter)
     p.set_defaults(run=_run)

@@ -3,6 +3,7 @@ runs; a run's checkpoint is a Mimi file that load_mimi reads."""
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +12,9 @@ import torch
 from moshi.audio import write_wav
 from moshi.codec import load_mimi, save_mimi
 from moshi.codec.quantizer import VQTraining
-from moshi.train.codec import CodecTrainConfig, train
-from moshi.train.codec.config import CodecLossConfig, CodecModelConfig, DistillConfig
+from moshi.train.codec import CodecTrainConfig, main
+from moshi.train.codec.config import CodecDataConfig, CodecLossConfig, CodecModelConfig, DistillConfig
+from moshi.train.codec.data import AudioCrops
 from moshi.train.codec.discriminator import DiscriminatorConfig
 from moshi.train.codec.train import build_trainer
 from tests.helpers import FIXTURES
@@ -116,15 +118,28 @@ def write_manifest(folder) -> str:
     return str(folder / "data.jsonl")
 
 
+def run(cfg, **kw):
+    return main(cfg, progress=False, **kw)
+
+
 def test_run_writes_a_checkpoint_that_load_mimi_reads(tmp_path, one_thread):
-    cfg = config(tmp_path, data=config(tmp_path).data.__class__(train_data=write_manifest(tmp_path)))
-    folder = train(cfg)
+    cfg = config(
+        tmp_path, data=CodecDataConfig(train_data=write_manifest(tmp_path)), do_eval=True, eval_batches=1
+    )
+    result = run(cfg)
+    folder = result.checkpoint / "consolidated"
     mimi = load_mimi(folder / "mimi.safetensors", folder / "mimi_config.json", num_codebooks=4)
     codes = mimi.encode(clips())
     assert codes.shape == (2, 4, 4)
     assert mimi.decode(codes).shape == (2, 1, 4 * 1920)
     lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert [line["step"] for line in lines] == [1, 2, 3]
+    assert [(line["split"], line["step"]) for line in lines] == [
+        ("train", 1),
+        ("train", 2),
+        ("train", 3),
+        ("eval", 3),
+    ]
+    assert lines[0]["frames"] == 4 and lines[0]["frames_per_s"] > 0
     # Kyutai's layout: its key names, its config format.
     from safetensors import safe_open
 
@@ -133,6 +148,39 @@ def test_run_writes_a_checkpoint_that_load_mimi_reads(tmp_path, one_thread):
     assert "downsample.conv.conv.conv.weight" in keys
     assert "quantizer.rvq_rest.vq.layers.0._codebook.embedding_sum" in keys
     assert json.loads((folder / "mimi_config.json").read_text())["quantizer"]["n_q"] == 4
+
+
+def test_resumed_run_gives_the_same_losses(tmp_path, one_thread):
+    data = AudioCrops([c[0].numpy() for c in clips()], 1920 * 2)
+    straight = config(tmp_path / "a", max_steps=4)
+    run(straight, data=data)
+    stopped = config(tmp_path / "b", max_steps=4)
+    assert run(stopped, data=data, until_step=2).step == 2
+    assert run(stopped, data=data).step == 4
+
+    def losses(cfg):
+        lines = (Path(cfg.run_dir) / "metrics.jsonl").read_text().splitlines()
+        return [(json.loads(line)["mel"], json.loads(line)["discriminator"]) for line in lines]
+
+    assert len(losses(stopped)) == 4
+    np.testing.assert_allclose(losses(stopped), losses(straight), rtol=1e-5)
+
+
+def test_yaml_config(tmp_path):
+    path = tmp_path / "codec.yaml"
+    path.write_text(
+        "run_dir: run\n"
+        "model: {preset: mimi-small, mimi: {ratios: [8, 6, 5, 4], n_filters: 8}}\n"
+        "discriminator: {n_ffts: [512, 128]}\n"
+        "quantizer: {quantize_rate: 1.0}\n"
+        "distill: {teacher: 'moshi.train.codec.distill:log_mel_teacher', teacher_kwargs: {n_mels: 8}}\n"
+    )
+    cfg = CodecTrainConfig.load(path)
+    assert cfg.model.architecture().n_filters == 8 and cfg.model.architecture().total_codebooks == 8
+    assert cfg.discriminator.n_ffts == (512, 128) and cfg.quantizer.quantize_rate == 1.0
+    path.write_text("run_dir: run\nloss: {mell: 1.0}\n")
+    with pytest.raises(ValueError, match=r"config\.loss\.mell"):
+        CodecTrainConfig.load(path)
 
 
 def test_training_from_released_weights(tmp_path, one_thread):
@@ -177,8 +225,6 @@ def test_config_errors(tmp_path):
 
 
 def test_manifest_skips_unreadable_files(tmp_path, caplog):
-    from moshi.train.codec.data import AudioCrops
-
     write_manifest(tmp_path)
     with (tmp_path / "data.jsonl").open("a") as f:
         f.write(json.dumps({"path": "missing.wav", "duration": 1.0}) + "\n")
@@ -186,3 +232,30 @@ def test_manifest_skips_unreadable_files(tmp_path, caplog):
     assert len(data.clips) == 2 and "missing.wav" in caplog.text
     batch = data.batch(3, torch.Generator().manual_seed(0))
     assert batch.shape == (3, 1, 1920) and np.isfinite(batch.numpy()).all()
+
+
+def test_moshi_train_codec_command(tmp_path, capsys, one_thread):
+    from moshi.cli.main import main as moshi_main
+
+    manifest = write_manifest(tmp_path)
+    settings = {
+        "run_dir": str(tmp_path / "run"),
+        "data": {"train_data": manifest},
+        "model": {"mimi": TINY_MIMI},
+        "discriminator": {"filters": 4, "max_filters": 8, "n_ffts": [256, 64]},
+        "batch_size": 2,
+        "duration_sec": 0.16,
+        "max_steps": 2,
+    }
+    path = tmp_path / "codec.yaml"
+    path.write_text(json.dumps(settings))  # JSON is YAML
+    assert moshi_main(["train", "codec", str(path), "--no-progress"]) == 0
+    folder = tmp_path / "run" / "checkpoints" / "checkpoint_000002" / "consolidated"
+    assert (
+        load_mimi(folder / "mimi.safetensors", folder / "mimi_config.json", num_codebooks=4).num_codebooks
+        == 4
+    )
+    path.write_text(json.dumps({**settings, "batch_sise": 2}))
+    assert moshi_main(["train", "codec", str(path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "config.batch_sise" in err[0]

@@ -55,13 +55,18 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
 
 def test_bad_config_is_one_line(tmp_path, capsys):
     path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump({**tiny_config(tmp_path / "run"), "optim": {"lr": "fast"}, "batchsize": 2}))
+    path.write_text(
+        yaml.safe_dump({**tiny_config(tmp_path / "run"), "optim": {"lr": "fast"}, "batchsize": 2})
+    )
     assert moshi_main(["train", "lm", str(path)]) == 1
     err = capsys.readouterr().err.strip()
     assert err == "moshi train: error: unknown key config.batchsize", err
     path.write_text(yaml.safe_dump({**tiny_config(tmp_path / "run"), "optim": {"lr": "fast"}}))
     assert moshi_main(["train", "lm", str(path)]) == 1
-    assert capsys.readouterr().err.strip() == "moshi train: error: config.optim.lr: expected a number, got 'fast'"
+    assert (
+        capsys.readouterr().err.strip()
+        == "moshi train: error: config.optim.lr: expected a number, got 'fast'"
+    )
     proc = subprocess.run(
         [sys.executable, "-m", "moshi.train", "lm", str(tmp_path / "missing.yaml")],
         capture_output=True,
@@ -75,7 +80,14 @@ def test_plot_writes_a_png(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
     lines = [
-        {"split": "train", "step": s, "loss": 8 / s, "text_loss": 4 / s, "semantic_loss": 3 / s, "acoustic_loss": 1 / s}
+        {
+            "split": "train",
+            "step": s,
+            "loss": 8 / s,
+            "text_loss": 4 / s,
+            "semantic_loss": 3 / s,
+            "acoustic_loss": 1 / s,
+        }
         for s in range(1, 21)
     ] + [{"split": "eval", "step": 10, "loss": 1.0}, {"split": "eval", "step": 20, "loss": 0.6}]
     (run / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))

@@ -18,10 +18,19 @@ TOLERANCE = 1e-5  # float rounding of the gradient all-reduce, over 6 Adam steps
 
 def _worker(rank: int, world: int, port: int, config: dict) -> None:
     os.environ.update(
-        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank)
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
     )
     torch.set_num_threads(1)
-    main(TrainConfig.from_dict(config), until_step=3, progress=False, datasets=(PatternDataset(tiny_lm()), None))
+    main(
+        TrainConfig.from_dict(config),
+        until_step=3,
+        progress=False,
+        datasets=(PatternDataset(tiny_lm()), None),
+    )
 
 
 def _free_port() -> int:

@@ -2,6 +2,6 @@
 step, the run (`moshi train codec CONFIG.yaml`)."""
 
 from .config import CodecTrainConfig
-from .train import train
+from .train import main
 
-__all__ = ["CodecTrainConfig", "train"]
+__all__ = ["CodecTrainConfig", "main"]

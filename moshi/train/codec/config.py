@@ -10,12 +10,14 @@ discriminator and the distillation teacher each have a section.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ...codec import MimiConfig
 from ...codec.loading import mimi_config
 from ...codec.quantizer import VQTraining
+from ..config import build_config, read_yaml
 from .discriminator import DiscriminatorConfig
 
 
@@ -98,11 +100,28 @@ class CodecTrainConfig:
     max_norm: float = 1.0  # gradient clipping, codec and discriminator each
     log_freq: int = 10
     ckpt_freq: int = 0  # < 1: only the last checkpoint
+    num_ckpt_keep: int | None = 3
+    do_eval: bool = False
+    eval_freq: int = 0  # < 1: only at the end (with do_eval)
+    eval_batches: int = 4  # crops drawn (with a fixed seed) to evaluate on
+    overwrite_run_dir: bool = False
     device: str | None = None  # default: cuda when available
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "max_steps", "log_freq"):
+        for name in ("batch_size", "max_steps", "log_freq", "eval_batches"):
             if getattr(self, name) < 1:
                 raise ValueError(f"config.{name} must be >= 1, got {getattr(self, name)}")
         if self.duration_sec <= 0:
             raise ValueError(f"config.duration_sec must be > 0, got {self.duration_sec}")
+
+    @classmethod
+    def load(cls, path: str | Path) -> CodecTrainConfig:
+        return cls.from_dict(read_yaml(path))
+
+    @classmethod
+    def from_dict(cls, data: Any) -> CodecTrainConfig:
+        """From a mapping (the YAML's): unknown keys and wrong types are named errors."""
+        return build_config(cls, data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
