@@ -1,5 +1,6 @@
-"""`moshi train lm|plot|annotate ...`: training, a thin wrapper of moshi/train/commands.py
-(lm, plot) and moshi/train/annotate.py (annotate, which takes the model flags)."""
+"""`moshi train lm|codec|plot|annotate ...`: training, a thin wrapper of
+moshi/train/commands.py (lm, codec, plot) and moshi/train/annotate.py (annotate, which takes
+the model flags)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ def add_parser(subparsers: Any) -> None:
         subparsers,
         "train",
         help="train or fine-tune models (LoRA, torchrun), annotate data, plot runs",
-        description="Train or fine-tune Moshi's LM from a YAML config, write word alignments "
-        "for a data manifest, plot a run's losses.",
+        description="Train or fine-tune Moshi's LM, or train Mimi, from a YAML config; write word "
+        "alignments for a data manifest; plot a run's losses.",
     )
     sub = add_commands(p, HelpFormatter)
     a = sub.add_parser(

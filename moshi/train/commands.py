@@ -1,4 +1,4 @@
-"""The `train` subcommands (lm, plot), shared by `moshi train ...` (moshi/cli/train.py) and
+"""The `train` subcommands (lm, codec, plot), shared by `moshi train ...` (moshi/cli/train.py) and
 `python -m moshi.train ...` (what torchrun runs: `torchrun --nproc-per-node N -m
 moshi.train lm CONFIG.yaml`). Each sets `train_run(args) -> exit code`; user errors are
 ValueErrors, printed as one line by the caller."""
@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .run import RunResult
 
 log = logging.getLogger(__name__)
 INTERRUPTED = 130  # as a shell reports Ctrl-C
@@ -31,6 +34,18 @@ def add_commands(
     p.add_argument("--no-progress", action="store_true", help="no progress bar (metrics still logged)")
     p.set_defaults(train_run=_lm)
     p = sub.add_parser(
+        "codec",
+        help="train a Mimi codec (from scratch or from weights) from a YAML config",
+        description="Train Mimi as CONFIG.yaml says (see README.md, 'Train Mimi'). A run directory "
+        "holding checkpoints is resumed from the latest. Ctrl-C saves a checkpoint and stops. "
+        "Several processes: torchrun --nproc-per-node N -m moshi.train codec CONFIG.yaml",
+        formatter_class=formatter,
+    )
+    p.add_argument("config", help="the YAML config")
+    p.add_argument("--until-step", type=int, metavar="N", help="stop after step N (with a checkpoint)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (metrics still logged)")
+    p.set_defaults(train_run=_codec)
+    p = sub.add_parser(
         "plot",
         help="write a PNG of a run's loss curves",
         description="Plot RUN_DIR/metrics.jsonl (needs matplotlib).",
@@ -46,7 +61,19 @@ def _lm(args: argparse.Namespace) -> int:
     from .config import TrainConfig
     from .lm import main
 
-    result = main(TrainConfig.load(args.config), until_step=args.until_step, progress=not args.no_progress)
+    return _report(
+        main(TrainConfig.load(args.config), until_step=args.until_step, progress=not args.no_progress)
+    )
+
+
+def _codec(args: argparse.Namespace) -> int:
+    from .codec import CodecTrainConfig, main
+
+    config = CodecTrainConfig.load(args.config)
+    return _report(main(config, until_step=args.until_step, progress=not args.no_progress))
+
+
+def _report(result: RunResult) -> int:
     if result.interrupted:
         log.info(
             "interrupted after step %d: checkpoint %s; run the same command to resume",

@@ -132,19 +132,11 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
-        import yaml
-
-        try:
-            data = yaml.safe_load(Path(path).read_text())
-        except yaml.YAMLError as e:
-            raise ValueError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from e
-        except OSError as e:
-            raise ValueError(f"cannot read {path}: {e.strerror}") from e
-        return cls.from_dict(data)
+        return cls.from_dict(read_yaml(path))
 
     @classmethod
     def from_dict(cls, data: Any) -> TrainConfig:
-        config = _build(cls, data, "config")
+        config = build_config(cls, data)
         if config.wandb.project is not None:
             log.warning(
                 "wandb is not supported: config.wandb is ignored (metrics go to RUN_DIR/metrics.jsonl)"
@@ -153,6 +145,23 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """The YAML document at `path`; ValueError with one line when it cannot be read."""
+    import yaml
+
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from e
+    except OSError as e:
+        raise ValueError(f"cannot read {path}: {e.strerror}") from e
+
+
+def build_config(cls: type, data: Any, where: str = "config") -> Any:
+    """The frozen dataclass `cls` from a mapping, every key checked (see the module doc)."""
+    return _build(cls, data, where)
 
 
 def _build(cls: type, data: Any, where: str) -> Any:
@@ -187,11 +196,13 @@ def _value(hint: Any, v: Any, where: str) -> Any:
             return None
         (inner,) = (a for a in args if a is not type(None))
         return _value(inner, v, where)
-    if typing.get_origin(hint) is tuple:
-        items = [v] if isinstance(v, str) else v
-        if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
-            raise ValueError(f"{where}: expected a list of strings, got {v!r}")
-        return tuple(items)
+    if typing.get_origin(hint) is tuple:  # tuple[X, ...]
+        items = v if isinstance(v, list) else [v]
+        return tuple(_value(args[0], x, f"{where}[{i}]") for i, x in enumerate(items))
+    if typing.get_origin(hint) is dict:  # free-form (checked by whoever reads it)
+        if isinstance(v, dict):
+            return v
+        raise ValueError(f"{where}: expected a mapping, got {v!r}")
     if hint is bool:
         if isinstance(v, bool):
             return v

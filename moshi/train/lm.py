@@ -10,7 +10,6 @@ model's streams for `task` by moshi.train.dataset, the Mimi codes cached in `cac
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from .distributed import Dist, close_distributed, init_distributed
 from .lm_task import LMTrainer, LMTrainOptions, freeze_untrained
 from .loss import LossOptions
 from .release import Release
-from .run import RunOptions, RunResult, run
+from .run import RunOptions, RunResult, prepare_run_dir, run
 
 log = logging.getLogger(__name__)
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
@@ -130,21 +129,6 @@ def build_datasets(config: TrainConfig, built: Built, d: Dist) -> tuple[CodesDat
     return made
 
 
-def prepare_run_dir(config: TrainConfig, d: Dist) -> Path:
-    """The run directory: resumed when it holds checkpoints, emptied first with
-    `overwrite_run_dir`."""
-    run_dir = Path(config.run_dir)
-    if d.is_main:
-        if config.overwrite_run_dir and run_dir.exists():
-            shutil.rmtree(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        import yaml
-
-        (run_dir / "args.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    d.barrier()
-    return run_dir
-
-
 def train_options(config: TrainConfig) -> LMTrainOptions:
     o = config.optim
     return LMTrainOptions(
@@ -188,7 +172,7 @@ def main(
     """Train as `config` says; `datasets` (train, eval) replace the manifests' (tests)."""
     d = init_distributed(config.device)
     try:
-        run_dir = prepare_run_dir(config, d)
+        run_dir = prepare_run_dir(config.run_dir, config.overwrite_run_dir, config.to_dict(), d)
         built = build_model(config, d)
         train, evaluation = datasets or build_datasets(config, built, d)
         trainer = LMTrainer(built.model, train, train_options(config), d, built.release, evaluation)

@@ -18,6 +18,7 @@ loads. `run(task, options, dist)`:
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal
 import time
 from dataclasses import dataclass
@@ -125,6 +126,21 @@ def run(task: Task, options: RunOptions, d: Dist) -> RunResult:
     finally:
         log.close()
     return RunResult(step, interrupted, checkpoint)
+
+
+def prepare_run_dir(run_dir: str | Path, overwrite: bool, settings: dict[str, Any], d: Dist) -> Path:
+    """The run directory, with the run's settings in `args.yaml`: resumed when it holds
+    checkpoints, emptied first when `overwrite`."""
+    run_dir = Path(run_dir)
+    if d.is_main:
+        if overwrite and run_dir.exists():
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        import yaml
+
+        (run_dir / "args.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
+    d.barrier()
+    return run_dir
 
 
 def _save(task: Task, options: RunOptions, d: Dist, step: int) -> Path:
