@@ -12,6 +12,15 @@ from moshi.lm.lora import LoRAOptions, apply_lora, load_lora, merge_lora, save_l
 from tests.helpers import FIXTURES
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: two OpenMP threads only slow down on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny(name: str) -> LMModel:
     return load_lm(FIXTURES / name / "weights.safetensors", FIXTURES / name / "config.json")
 
