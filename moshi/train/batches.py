@@ -26,12 +26,21 @@ class CodesDataset(Protocol):
 
 class Batches:
     def __init__(
-        self, dataset: CodesDataset, batch_size: int, rank: int, world_size: int, seed: int, shuffle: bool
+        self,
+        dataset: CodesDataset,
+        batch_size: int,
+        rank: int,
+        world_size: int,
+        seed: int,
+        shuffle: bool,
+        set_epoch: bool = True,
     ):
+        """`set_epoch`: tell the dataset each new epoch (its random crops); off for a pass
+        that must leave the dataset as it is (evaluating on the training set)."""
         if len(dataset) == 0:
             raise ValueError("the dataset has no items (see the warnings about skipped files)")
         self.dataset, self.batch_size, self.rank, self.world_size = dataset, batch_size, rank, world_size
-        self.seed, self.shuffle = seed, shuffle
+        self.seed, self.shuffle, self.set_epoch = seed, shuffle, set_epoch
         self.epoch, self.cursor = 0, 0
         self._order: list[int] | None = None
 
@@ -44,7 +53,7 @@ class Batches:
             else:
                 self._order = list(range(n))
             set_epoch = getattr(self.dataset, "set_epoch", None)
-            if set_epoch is not None:
+            if set_epoch is not None and self.set_epoch:
                 set_epoch(self.epoch)
         return self._order
 

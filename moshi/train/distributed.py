@@ -71,10 +71,13 @@ def close_distributed() -> None:
         dist.destroy_process_group()
 
 
-def wrap_model(model: nn.Module, d: Dist, fsdp: bool, units: list[nn.Module]) -> nn.Module:
+def wrap_model(
+    model: nn.Module, d: Dist, fsdp: bool, units: list[nn.Module], some_unused: bool = False
+) -> nn.Module:
     """DDP (replicas; gradients averaged), or FSDP2 with each of `units` (e.g. the
     transformer layers) sharded on its own and the rest as the root unit. In one process
-    without FSDP: the model itself."""
+    without FSDP: the model itself. `some_unused`: some trainable parameters may get no
+    gradient in a step (DDP then looks for them, at a cost)."""
     if fsdp:
         from torch.distributed.fsdp import fully_shard
 
@@ -91,4 +94,4 @@ def wrap_model(model: nn.Module, d: Dist, fsdp: bool, units: list[nn.Module]) ->
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [d.device.index] if d.device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=ids)
+    return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=some_unused)

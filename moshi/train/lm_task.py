@@ -66,7 +66,9 @@ class LMTrainer:
         self.sharded = options.fsdp
         if options.gradient_checkpointing:
             recompute_layers(model.transformer.layers)
-        self.model = wrap_model(model, d, options.fsdp, list(model.transformer.layers))
+        # Conditions absent (their learnt padding) leave parts of the conditioners unused.
+        units = list(model.transformer.layers)
+        self.model = wrap_model(model, d, options.fsdp, units, some_unused=model.has_conditions)
         params = [p for p in self.model.parameters() if p.requires_grad]
         if not params:
             raise ValueError("nothing to train: every parameter is frozen")
@@ -111,7 +113,8 @@ class LMTrainer:
             lr=lr,
             grad_norm=float(_full(grad_norm)),
             frames=float(reduced[3]),
-            tokens=float(sums[4]),
+            tokens=float(reduced[3]) * cfg.num_streams,  # read: 1 + n_q per frame
+            targets=float(sums[4]),  # with a loss weight
         )
         return metrics
 
@@ -133,7 +136,8 @@ class LMTrainer:
         """Losses over `eval_batches` batches of the eval set (or the train set's first)."""
         o, cfg = self.options, self.lm.config
         data = self.eval_data if self.eval_data is not None else self.batches.dataset
-        batches = Batches(data, o.batch_size, self.d.rank, self.d.world_size, o.seed, shuffle=False)
+        args = (o.batch_size, self.d.rank, self.d.world_size, o.seed)
+        batches = Batches(data, *args, shuffle=False, set_epoch=self.eval_data is not None)
         n = min(o.eval_batches, max(1, len(data) // (o.batch_size * self.d.world_size)))
         self.model.eval()
         parts, sums = torch.zeros(3, device=self.d.device), torch.zeros(5, device=self.d.device)
