@@ -21,30 +21,31 @@ def add_commands(
 ) -> Any:
     """Add the subcommands to `parser`; returns its subparsers (for more)."""
     sub = parser.add_subparsers(dest="train_command", metavar="TRAIN_COMMAND", required=True)
-    p = sub.add_parser(
-        "lm",
-        help="train or fine-tune (LoRA or full) a multistream LM from a YAML config",
-        description="Train an LM as CONFIG.yaml says (moshi-finetune's keys work; see README.md). "
+    resumable = (
         "A run directory holding checkpoints is resumed from the latest. Ctrl-C saves a checkpoint "
-        "and stops. Several processes: torchrun --nproc-per-node N -m moshi.train lm CONFIG.yaml",
-        formatter_class=formatter,
+        "and stops. Several processes: torchrun --nproc-per-node N -m moshi.train {} CONFIG.yaml"
     )
-    p.add_argument("config", help="the YAML config")
-    p.add_argument("--until-step", type=int, metavar="N", help="stop after step N (with a checkpoint)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (metrics still logged)")
-    p.set_defaults(train_run=_lm)
-    p = sub.add_parser(
-        "codec",
-        help="train a Mimi codec (from scratch or from weights) from a YAML config",
-        description="Train Mimi as CONFIG.yaml says (see README.md, 'Train Mimi'). A run directory "
-        "holding checkpoints is resumed from the latest. Ctrl-C saves a checkpoint and stops. "
-        "Several processes: torchrun --nproc-per-node N -m moshi.train codec CONFIG.yaml",
-        formatter_class=formatter,
-    )
-    p.add_argument("config", help="the YAML config")
-    p.add_argument("--until-step", type=int, metavar="N", help="stop after step N (with a checkpoint)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (metrics still logged)")
-    p.set_defaults(train_run=_codec)
+    for name, run, help, description in [
+        (
+            "lm",
+            _lm,
+            "train or fine-tune (LoRA or full) a multistream LM from a YAML config",
+            "Train an LM as CONFIG.yaml says (moshi-finetune's keys work; see README.md).",
+        ),
+        (
+            "codec",
+            _codec,
+            "train a Mimi codec (from scratch or from weights) from a YAML config",
+            "Train Mimi as CONFIG.yaml says (see README.md, 'Train Mimi').",
+        ),
+    ]:
+        p = sub.add_parser(
+            name, help=help, description=f"{description} {resumable.format(name)}", formatter_class=formatter
+        )
+        p.add_argument("config", help="the YAML config")
+        p.add_argument("--until-step", type=int, metavar="N", help="stop after step N (with a checkpoint)")
+        p.add_argument("--no-progress", action="store_true", help="no progress bar (metrics still logged)")
+        p.set_defaults(train_run=run)
     p = sub.add_parser(
         "plot",
         help="write a PNG of a run's loss curves",

@@ -29,7 +29,7 @@ from .distributed import Dist, close_distributed, init_distributed
 from .lm_task import LMTrainer, LMTrainOptions, freeze_untrained
 from .loss import LossOptions
 from .release import Release
-from .run import RunOptions, RunResult, prepare_run_dir, run
+from .run import RunResult, prepare_run_dir, run, run_options
 
 log = logging.getLogger(__name__)
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
@@ -145,21 +145,6 @@ def train_options(config: TrainConfig) -> LMTrainOptions:
         gradient_checkpointing=config.gradient_checkpointing,
         fsdp=config.fsdp,
         eval_batches=config.eval_batches,
-    )
-
-
-def run_options(config: TrainConfig, run_dir: Path, until_step: int | None, progress: bool) -> RunOptions:
-    return RunOptions(
-        run_dir=run_dir,
-        max_steps=config.max_steps,
-        log_freq=config.log_freq,
-        ckpt_freq=config.ckpt_freq,
-        do_ckpt=config.do_ckpt,
-        num_ckpt_keep=config.num_ckpt_keep,
-        eval_freq=config.eval_freq,
-        do_eval=config.do_eval,
-        until_step=until_step,
-        progress=progress,
     )
 
 

@@ -128,6 +128,22 @@ def run(task: Task, options: RunOptions, d: Dist) -> RunResult:
     return RunResult(step, interrupted, checkpoint)
 
 
+def run_options(config: Any, run_dir: Path, until_step: int | None, progress: bool) -> RunOptions:
+    """From a training config's keys of the same names (the LM's TrainConfig, the codec's)."""
+    return RunOptions(
+        run_dir=run_dir,
+        max_steps=config.max_steps,
+        log_freq=config.log_freq,
+        ckpt_freq=config.ckpt_freq,
+        do_ckpt=config.do_ckpt,
+        num_ckpt_keep=config.num_ckpt_keep,
+        eval_freq=config.eval_freq,
+        do_eval=config.do_eval,
+        until_step=until_step,
+        progress=progress,
+    )
+
+
 def prepare_run_dir(run_dir: str | Path, overwrite: bool, settings: dict[str, Any], d: Dist) -> Path:
     """The run directory, with the run's settings in `args.yaml`: resumed when it holds
     checkpoints, emptied first when `overwrite`."""

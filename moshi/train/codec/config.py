@@ -100,6 +100,7 @@ class CodecTrainConfig:
     max_norm: float = 1.0  # gradient clipping, codec and discriminator each
     log_freq: int = 10
     ckpt_freq: int = 0  # < 1: only the last checkpoint
+    do_ckpt: bool = True
     num_ckpt_keep: int | None = 3
     do_eval: bool = False
     eval_freq: int = 0  # < 1: only at the end (with do_eval)

@@ -15,7 +15,7 @@ import torch
 from ...audio import exact_div
 from ...codec import save_mimi
 from ..distributed import Dist, close_distributed, init_distributed, wrap_model
-from ..run import RunOptions, RunResult, prepare_run_dir, run
+from ..run import RunResult, prepare_run_dir, run, run_options
 from .config import CodecTrainConfig
 from .data import AudioCrops
 from .distill import SemanticDistiller, Teacher, load_teacher
@@ -122,17 +122,6 @@ def main(
         if data is None:
             crop = crop_samples(cfg, mimi.frame_rate, mimi.frame_size)
             data = AudioCrops.from_manifest(cfg.data.train_data, mimi.sample_rate, crop)
-        options = RunOptions(
-            run_dir=run_dir,
-            max_steps=cfg.max_steps,
-            log_freq=cfg.log_freq,
-            ckpt_freq=cfg.ckpt_freq,
-            num_ckpt_keep=cfg.num_ckpt_keep,
-            eval_freq=cfg.eval_freq,
-            do_eval=cfg.do_eval,
-            until_step=until_step,
-            progress=progress,
-        )
-        return run(CodecTask(trainer, data, cfg, d), options, d)
+        return run(CodecTask(trainer, data, cfg, d), run_options(cfg, run_dir, until_step, progress), d)
     finally:
         close_distributed()
