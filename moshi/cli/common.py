@@ -11,6 +11,7 @@ import torch
 from ..codec import Mimi
 from ..kernels import int8
 from ..lm import LMModel
+from ..lm.lora import has_lora
 from ..models import ModelFiles
 
 DIALOGUE_REPO = "kyutai/moshiko-pytorch-bf16"
@@ -34,6 +35,14 @@ def add_model_args(parser: argparse.ArgumentParser, default_repo: str) -> None:
         help="Kyutai config.json (file names in it may be hub names, paths relative to it, or file:// URIs)",
     )
     g.add_argument(
+        "--lora-weight",
+        help="LoRA adapters (a safetensors file from `moshi train lm` or moshi-finetune) to apply "
+        "to the LM; a config.json with `lora: true` names its own",
+    )
+    g.add_argument(
+        "--fuse-lora", action="store_true", help="merge the LoRA adapters into the weights (faster steps)"
+    )
+    g.add_argument(
         "--device", default=None, help="cuda, cuda:N or cpu (default: cuda when available, else cpu)"
     )
     g.add_argument(
@@ -55,6 +64,8 @@ def quantize_if_asked(args: argparse.Namespace, device: torch.device, lm: LMMode
         return
     if device.type != "cpu":
         raise UserError("--int8 is a CPU option (on a GPU, use --dtype bfloat16)")
+    if has_lora(lm):
+        raise UserError("--int8 needs the LoRA adapters merged: add --fuse-lora")
     int8.apply_lm(lm)
     int8.apply(mimi)
 
@@ -93,6 +104,7 @@ def model_files(args: argparse.Namespace) -> ModelFiles:
             mimi_weight=args.mimi_weight,
             tokenizer=args.tokenizer,
             config=Path(args.config) if args.config and "://" not in args.config else args.config,
+            lora_weight=getattr(args, "lora_weight", None),
         )
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from e

@@ -148,7 +148,10 @@ def build_server(args: argparse.Namespace) -> Server:
         raise UserError(f"--static {static}: no index.html there (use --static none to serve no page)")
     log.info("loading the model on %s", device)
     try:
-        mimi, lm = files.load_mimi(device), files.load_lm(device, dtype_of(args, device))
+        mimi, lm = (
+            files.load_mimi(device),
+            files.load_lm(device, dtype_of(args, device), fuse_lora=args.fuse_lora),
+        )
         quantize_if_asked(args, device, lm, mimi)
         engine = Engine(mimi, lm, files.load_tokenizer(), max_sessions=args.max_sessions)
     except ValueError as e:

@@ -100,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
             device=device,
             dtype=dtype_of(args, device),
             n_q=args.n_q,
+            fuse_lora=args.fuse_lora,
             temp=args.temp,
             seed=args.seed,
             cfg_coef=args.cfg if lm.conditioners and not distilled else 1.0,
