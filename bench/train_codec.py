@@ -23,7 +23,7 @@ import torch
 from moshi.codec.config import MIMI_PRESETS
 from moshi.train.codec.config import CodecLossConfig, CodecModelConfig, CodecTrainConfig
 from moshi.train.codec.discriminator import DiscriminatorConfig
-from moshi.train.codec.train import build_trainer
+from moshi.train.codec.train import build_trainer, crop_samples
 
 SMOKE_DISC = DiscriminatorConfig(filters=4, max_filters=8, n_ffts=(256, 64))
 SMOKE_MIMI = dict(
@@ -61,7 +61,9 @@ def codec_train_throughput(
     )
     trainer = build_trainer(cfg, torch.device(device))
     mimi_model = trainer.generator.mimi
-    pcm = 0.1 * torch.randn(batch, 1, int(seconds * mimi_model.sample_rate), device=device)
+    samples = crop_samples(seconds, mimi_model.frame_rate, mimi_model.frame_size)
+    pcm = 0.1 * torch.randn(batch, 1, samples, device=device)
+    seconds = samples / mimi_model.sample_rate
     times = []
     for step in range(steps + 1):
         t0 = time.perf_counter()

@@ -94,7 +94,7 @@ class CodecTrainConfig:
     distill: DistillConfig = field(default_factory=DistillConfig)
     optim: CodecOptimConfig = field(default_factory=CodecOptimConfig)
     seed: int = 0
-    duration_sec: float = 1.0  # random crops of this length (whole codec frames)
+    duration_sec: float = 1.0  # random crops of this length (rounded down to whole codec frames)
     batch_size: int = 8
     max_steps: int = 1000
     max_norm: float = 1.0  # gradient clipping, codec and discriminator each

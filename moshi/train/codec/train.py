@@ -12,7 +12,6 @@ from typing import Any
 
 import torch
 
-from ...audio import exact_div
 from ...codec import save_mimi
 from ..distributed import Dist, close_distributed, init_distributed, wrap_model
 from ..run import RunResult, prepare_run_dir, run, run_options
@@ -98,12 +97,12 @@ class CodecTask:
             save_mimi(self.trainer.generator.mimi, folder / MIMI_WEIGHTS, folder / MIMI_CONFIG)
 
 
-def crop_samples(cfg: CodecTrainConfig, frame_rate: float, frame_size: int) -> int:
-    """`duration_sec` in samples: whole codec frames."""
-    frames = cfg.duration_sec * frame_rate
-    if frames != int(frames) or frames < 1:
-        raise ValueError(f"duration_sec must be a whole number of codec frames (1 / {frame_rate} s)")
-    return exact_div(frames, 1) * frame_size
+def crop_samples(seconds: float, frame_rate: float, frame_size: int) -> int:
+    """`seconds` in samples, rounded down to whole codec frames (at least one)."""
+    frames = int(seconds * frame_rate)
+    if frames < 1:
+        raise ValueError(f"duration_sec must be at least one codec frame (1 / {frame_rate} s), got {seconds}")
+    return frames * frame_size
 
 
 def main(
@@ -120,7 +119,7 @@ def main(
         trainer = build_trainer(cfg, d.device, teacher, d)
         mimi = trainer.generator.mimi
         if data is None:
-            crop = crop_samples(cfg, mimi.frame_rate, mimi.frame_size)
+            crop = crop_samples(cfg.duration_sec, mimi.frame_rate, mimi.frame_size)
             data = AudioCrops.from_manifest(cfg.data.train_data, mimi.sample_rate, crop)
         return run(CodecTask(trainer, data, cfg, d), run_options(cfg, run_dir, until_step, progress), d)
     finally:
