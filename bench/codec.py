@@ -31,9 +31,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from moshi import quantize
 from moshi.codec import Mimi, MimiConfig
 from moshi.codec.quantizer import Codebook
-from moshi.kernels import int8
 
 REPO = Path(__file__).resolve().parent.parent
 IMPL = "moshi-rt"
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     for line in ours.values():
         print(json.dumps(line), flush=True)
     del mimi
-    approx = int8.apply(random_mimi(args.seed))
+    approx = quantize.apply(random_mimi(args.seed))
     print(json.dumps(best([bench_stream(approx, args.frames, suffix="-int8") for _ in runs])), flush=True)
     print(json.dumps(best([bench_offline(approx, args.seconds, suffix="-int8") for _ in runs])), flush=True)
     del approx

@@ -19,7 +19,7 @@ import numpy as np
 from ..audio import FRAME_SIZE
 from ..stream.client import AudioEvent, Client, ErrorEvent, ServerError, TextEvent
 from .audio_io import AudioIO
-from .chat import Printer, Recorder
+from .chat_output import Printer, Recorder
 from .common import UserError
 
 DRAIN_SECONDS = 2.0  # after the input ends, wait at most this long for Moshi's last audio

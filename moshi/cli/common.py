@@ -9,9 +9,9 @@ from pathlib import Path
 import torch
 
 from ..codec import Mimi
-from ..kernels import int8
 from ..lm import LMModel
 from ..models import ModelFiles
+from ..quantize import apply, apply_lm
 
 DIALOGUE_REPO = "kyutai/moshiko-pytorch-bf16"
 STT_REPO = "kyutai/stt-1b-en_fr"
@@ -46,7 +46,7 @@ def add_model_args(parser: argparse.ArgumentParser, default_repo: str) -> None:
         "--int8",
         action="store_true",
         help="CPU only, approximate: int8 weights for the LM's and Mimi's matrix products "
-        "(~20-25%% faster; see moshi/kernels/int8.py)",
+        "(~20-25%% faster; see moshi/quantize.py)",
     )
 
 
@@ -56,8 +56,8 @@ def quantize_if_asked(args: argparse.Namespace, device: torch.device, lm: LMMode
         return
     if device.type != "cpu":
         raise UserError("--int8 is a CPU option (on a GPU, use --dtype bfloat16)")
-    int8.apply_lm(lm)
-    int8.apply(mimi)
+    apply_lm(lm)
+    apply(mimi)
 
 
 def device_of(args: argparse.Namespace) -> torch.device:

@@ -1,5 +1,5 @@
-"""`moshi serve` (also `python -m moshi.stream.server`): load a dialogue model, then
-serve it over websockets with the web client (see `moshi.stream.server`)."""
+"""`moshi serve`: load a dialogue model, then serve it over websockets with the web client
+(see `moshi.stream.server`; the defaults are `ServerConfig`'s)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import asyncio
 import logging
 import os
 import socket
-import sys
 from pathlib import Path
 
 from ..stream import protocol, routes, tls
@@ -40,24 +39,18 @@ def _web_dir() -> Path:
 WEB_DIR = _web_dir()
 AUTH_ENV = "MOSHI_AUTH_TOKEN"  # the token without putting it on the command line
 DEFAULT_MAX_SESSIONS = 4
-DESCRIPTION = "Serve Moshi over websockets (Kyutai's protocol) and the web client."
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "serve",
         help="serve Moshi over websockets, with the web client",
-        description=DESCRIPTION,
+        description="Serve Moshi over websockets (Kyutai's protocol) and the web client.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    add_server_args(parser)
-    parser.set_defaults(run=run)
-
-
-def add_server_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("server")
-    g.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0: all of them)")
-    g.add_argument("--port", type=int, default=8998, help="TCP port (0: any free one)")
+    g.add_argument("--host", default=ServerConfig.host, help="interface to listen on (0.0.0.0: all of them)")
+    g.add_argument("--port", type=int, default=ServerConfig.port, help="TCP port (0: any free one)")
     g.add_argument(
         "--max-sessions",
         type=int,
@@ -96,6 +89,7 @@ def add_server_args(parser: argparse.ArgumentParser) -> None:
         "process every frame of a client that sends faster than real time)",
     )
     add_model_args(parser, DIALOGUE_REPO)
+    parser.set_defaults(run=run)
 
 
 def build_server(args: argparse.Namespace) -> Server:
@@ -157,25 +151,3 @@ async def _serve(server: Server) -> None:
         chat = base.replace("http", "ws", 1) + protocol.CHAT_PATH
         log.info("websocket %s, health %s%s", chat, base, routes.HEALTH_PATH)
         await asyncio.Future()  # until interrupted
-
-
-def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m moshi.stream.server",
-        description=DESCRIPTION,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    add_server_args(parser)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return run(args)
-    except UserError as e:
-        print(f"moshi serve: error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import sys
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -356,9 +355,3 @@ async def _refuse(ws: ServerConnection, r: Refusal) -> None:
         await ws.close(r.code, reason)
     except (ConnectionClosed, asyncio.TimeoutError):
         ws.transport.abort()
-
-
-if __name__ == "__main__":
-    from ..cli.serve import main
-
-    sys.exit(main())

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from moshi.cli.serve import build_server, get_parser
+from moshi.cli.main import get_parser
+from moshi.cli.serve import build_server
 from tests.helpers import FIXTURES
 from tests.stream.test_server_support import (  # noqa: F401 (one_torch_thread: autouse)
     ServerThread,
@@ -69,7 +70,7 @@ class CliServerThread(ServerThread):
     """The server `moshi serve ARGV` would run, in a thread with its own event loop."""
 
     def __init__(self, argv: list[str]):
-        self.server = build_server(get_parser().parse_args(argv))
+        self.server = build_server(get_parser().parse_args(["serve", *argv]))
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
