@@ -1,10 +1,10 @@
 """Every bad input: a non-zero exit code, one line on stderr, and nothing written."""
 
+import pathlib
+
 import numpy as np
 import pytest
 import soundfile as sf
-
-from tests.cli.conftest import files_under
 
 
 @pytest.fixture
@@ -103,3 +103,7 @@ def test_missing_model_files_are_one_line(bad, moshi, tmp_path, monkeypatch):
 def test_tracebacks_only_with_debug(bad, moshi, dialogue_model):
     with pytest.raises(Exception, match="no such file"):
         moshi("--debug", "infer", bad["missing"], "-o", bad["out"] / "n", *dialogue_model)
+
+
+def files_under(path: pathlib.Path) -> list[pathlib.Path]:
+    return sorted(p for p in path.rglob("*") if p.is_file())

@@ -7,7 +7,7 @@ from moshi.codec import MimiConfig
 from moshi.codec.conv import CausalConv1d, CausalConvTranspose1d
 from moshi.codec.seanet import SEANetDecoder, SEANetEncoder
 from moshi.nn.streaming import streaming
-from tests.helpers import rel_err
+from tests.support.fixtures import rel_err
 
 FRAME = 1920
 

@@ -10,7 +10,7 @@ from moshi.codec import Mimi, MimiConfig, load_mimi
 from moshi.kernels import conv as fast
 from moshi.kernels import int8
 from moshi.lm import load_lm
-from tests.helpers import FIXTURES, fixture_io, rel_err
+from tests.support.fixtures import FIXTURES, fixture_io, rel_err
 
 TINY = FIXTURES / "mimi_tiny"
 FRAME = 1920

@@ -17,15 +17,10 @@ from moshi.lm.sampling import SamplingOptions
 from moshi.stream.client import AudioEvent, Client, ErrorEvent, ServerError, TextEvent
 from moshi.stream.engine import Engine
 from moshi.stream.opus import Framer, OpusDecoder, OpusEncoder
-from tests.stream.test_server_support import (  # noqa: F401 (one_torch_thread: autouse)
-    FRAME,
-    HANG_GUARD_S,
-    ServerThread,
-    http_get,
-    ogg_messages,
-    one_torch_thread,
-    write_tiny_model_dir,
-)
+from tests.support.fixtures import tiny_model_dir
+from tests.support.server import FRAME, HANG_GUARD_S, ServerThread, http_get, ogg_messages
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # the tiny models: one thread
 
 SEEDS = {"text_seed": 1, "audio_seed": 2}
 
@@ -160,7 +155,7 @@ def test_health_and_static_files_over_http(tiny_parts):
 
 
 def test_the_command_line_serves_a_model_directory(tmp_path, speech):
-    config = write_tiny_model_dir(tmp_path / "tiny")
+    config = tiny_model_dir(tmp_path / "tiny")
     argv = ["serve", "--config", str(config), "--device", "cpu", "--port", "0", "--static", "none"]
     argv += ["--max-sessions", "2", "--ssl-self-signed"]
     server = build_server(get_parser().parse_args(argv))
@@ -186,7 +181,7 @@ def test_the_command_line_serves_a_model_directory(tmp_path, speech):
     ],
 )
 def test_command_line_mistakes_are_user_errors(tmp_path, flags, message):
-    config = write_tiny_model_dir(tmp_path / "tiny")
+    config = tiny_model_dir(tmp_path / "tiny")
     args = get_parser().parse_args(["serve", "--config", str(config), "--device", "cpu", *flags])
     with pytest.raises(UserError, match=message):
         build_server(args)
