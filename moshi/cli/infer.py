@@ -31,7 +31,9 @@ and channel count (mixed to mono, resampled to 24 kHz). After an input ends, Mos
 silence until it has been quiet for {QUIET_SECONDS:g} s (so its reply is not cut), at most
 --max-tail seconds; the output is aligned with the input and lasts as long as it, plus
 that tail. Several inputs run as one batch (--batch-size at a time); with --seed, each
-input's reply is reproducible whatever else is in the batch.
+input's reply is reproducible whatever else is in the batch: the same words and audio
+tokens exactly, the same audio up to float rounding (the codec's arithmetic depends on
+the batch shape).
 """
 
 EXAMPLES = """\
