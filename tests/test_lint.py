@@ -1,6 +1,7 @@
 """The code stays ruff clean and type checks (the same checks a developer runs by hand)."""
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -71,4 +72,21 @@ def test_imports_point_down_the_layers():
                 bad.append(f"{m} imports {t}: not a lower layer")
             if m < t and m in graph.get(t, ()):
                 bad.append(f"{m} and {t} import each other")
+    assert not bad, "\n".join(bad)
+
+
+def test_test_modules_import_no_test_module():
+    """Helpers the tests share live in tests/support/ (fixtures in conftest.py files)."""
+    bad = []
+    for path in (REPO / "tests").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom):
+                module = node.module or ""  # `from tests.x import test_y` counts too
+                names = [module, *(f"{module}.{a.name}" for a in node.names)]
+            bad += [
+                f"{path.relative_to(REPO)} imports {n}"
+                for n in names
+                if re.search(r"(^|\.)(test_\w+|conftest)(\.|$)", n)
+            ]
     assert not bad, "\n".join(bad)
