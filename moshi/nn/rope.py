@@ -28,4 +28,3 @@ def rotate(x: Tensor, rotation: Tensor) -> Tensor:
         return rotate(x.float(), rotation).to(x.dtype)
     xc = torch.view_as_complex(x.unflatten(-1, (-1, 2)))
     return torch.view_as_real(xc * rotation).flatten(-2)
-
