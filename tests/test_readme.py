@@ -21,6 +21,8 @@ from moshi.tts import TTSConfig
 from tests.support.fixtures import (
     MIMI_TINY,
     MOSHI_TINY,
+    STT_CONFIG,
+    STT_TINY,
     TTS_TINY,
     fake_hub_cache,
     tiny_model_dir,
@@ -31,11 +33,15 @@ README = Path(__file__).parents[1] / "README.md"
 HUB = {  # a released repo a block names -> (the tiny model standing in for it, config.json additions)
     "kyutai/moshiko-pytorch-bf16": (MOSHI_TINY, {}),
     "kyutai/tts-1.6b-en_fr": (TTS_TINY, {}),
+    "kyutai/stt-1b-en_fr": (STT_TINY, {"stt_config": STT_CONFIG}),
 }
 VOICES = [  # voices of kyutai/tts-voices a block names (each is the tiny TTS model's voice)
     "expresso/ex03-ex01_happy_001_channel1_334s.wav",
     "expresso/ex03-ex01_calm_001_channel2_1143s.wav",
 ]
+NOT_RUN = {  # a line of a block that cannot run yet -> why (the test is skipped, visibly)
+    "from moshi.train.annotate import annotate": "needs a data set on disk (to do: a tiny manifest here)",
+}
 SERVER_URL = "ws://127.0.0.1:8998"  # a block using it gets the tiny server (at its own port)
 SUBSTITUTIONS = {  # README text -> what the test runs
     'device="cuda"': 'device="cpu"',
@@ -71,6 +77,9 @@ def hub(tmp_path, monkeypatch) -> Path:
 @pytest.mark.usefixtures("one_torch_thread")
 @pytest.mark.parametrize(("fence", "code"), python_blocks(), ids=[f"line{n}" for n, _ in python_blocks()])
 def test_readme_block_runs(fence, code, hub, tmp_path, monkeypatch):
+    for line, why in NOT_RUN.items():
+        if line in code:
+            pytest.skip(why)
     for readme_text, ours in SUBSTITUTIONS.items():
         code = code.replace(readme_text, ours)
     monkeypatch.chdir(tmp_path)
@@ -87,5 +96,5 @@ def test_the_tables_are_used():
     """Each line of the tables serves a block (so they do not outlive what they adapt)."""
     code = "\n".join(c for _, c in python_blocks())
     assert len(python_blocks()) >= 4
-    unused = [t for t in [*HUB, *VOICES, SERVER_URL, *SUBSTITUTIONS] if t not in code]
+    unused = [t for t in [*HUB, *VOICES, SERVER_URL, *SUBSTITUTIONS, *NOT_RUN] if t not in code]
     assert not unused, f"not in any README block: {unused}"
