@@ -45,7 +45,7 @@ NOT_RUN = {  # a line of a block that cannot run yet -> why (the test is skipped
 SERVER_URL = "ws://127.0.0.1:8998"  # a block using it gets the tiny server (at its own port)
 SUBSTITUTIONS = {  # README text -> what the test runs
     'device="cuda"': 'device="cpu"',
-    "load_mimi()": "load_mimi({!r}, {!r})".format(
+    "mimi = load_mimi()": "mimi = load_mimi({!r}, {!r})".format(
         str(MIMI_TINY / "weights.safetensors"), str(MIMI_TINY / "config.json")
     ),
 }
