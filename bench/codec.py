@@ -31,10 +31,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from moshi import quantize
 from moshi.codec import Mimi, MimiConfig
 from moshi.codec.config import MIMI_PRESETS
 from moshi.codec.quantizer import Codebook
-from moshi.kernels import int8
 
 REPO = Path(__file__).resolve().parent.parent
 IMPL = "ours"
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     for line in ours.values():
         print(json.dumps({**line, "preset": args.preset}), flush=True)
     del mimi
-    approx = int8.apply(random_mimi(args.seed, args.preset))
+    approx = quantize.apply(random_mimi(args.seed, args.preset))
     for line in (
         best([bench_stream(approx, args.frames, suffix="-int8") for _ in runs]),
         best([bench_offline(approx, args.seconds, suffix="-int8") for _ in runs]),

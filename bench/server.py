@@ -5,7 +5,7 @@
     python bench/server.py --smoke                # a few seconds (CI)
     python bench/server.py --write-tiny-config /tmp/tiny.json   # for `moshi serve --config`
 
-The server runs in its own process (`moshi serve`, tiny models, one torch
+The server runs in its own process (`python -m moshi serve`, tiny models, one torch
 thread by default); each client streams tests/fixtures/hello_24k.wav, looped, at real-time
 pace (Ogg/Opus, as a browser would) and reads everything back. Every `--window` seconds
 the server's health endpoint gives, over that window: model step time, and the added
@@ -79,8 +79,8 @@ def health(port: int, window: float) -> dict:
 def start_server(
     config: Path, port: int, sessions: int, threads: int, device: str, log: IO[bytes]
 ) -> subprocess.Popen:
-    """`moshi serve` on the tiny models; its log goes to `log`."""
-    cmd = [sys.executable, "-m", "moshi.cli.main", "serve", "--config", str(config), "--device", device]
+    """`python -m moshi serve` on the tiny models; its log goes to `log`."""
+    cmd = [sys.executable, "-m", "moshi", "serve", "--config", str(config), "--device", device]
     cmd += ["--port", str(port), "--static", "none", "--max-sessions", str(sessions)]
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": path}

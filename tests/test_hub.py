@@ -8,7 +8,7 @@ import pytest
 from moshi.hub import locate, looks_local, try_hf_download
 from moshi.models import ModelFiles
 from moshi.tts.voices import resolve_voice
-from tests.helpers import fake_hub_cache
+from tests.support.fixtures import fake_hub_cache
 
 
 @pytest.fixture

@@ -17,20 +17,13 @@ import time
 import numpy as np
 
 from ..audio import FRAME_SIZE
+from ..stream import protocol
 from ..stream.client import AudioEvent, Client, ErrorEvent, ServerError, TextEvent
 from .audio_io import AudioIO
-from .chat import Printer, Recorder
+from .chat_output import Printer, Recorder
 from .common import UserError
 
 DRAIN_SECONDS = 2.0  # after the input ends, wait at most this long for Moshi's last audio
-# Our sampling flags -> the query parameters of Kyutai's protocol (`protocol.QUERY_PARAMS`).
-QUERY_OF_FLAG = {
-    "temp": ("audio_temperature",),
-    "top_k": ("audio_topk",),
-    "temp_text": ("text_temperature",),
-    "top_k_text": ("text_topk",),
-    "seed": ("text_seed", "audio_seed"),
-}
 
 
 def chat_remote(args: argparse.Namespace, audio: AudioIO, printer: Printer, recorder: Recorder) -> None:
@@ -40,9 +33,10 @@ def chat_remote(args: argparse.Namespace, audio: AudioIO, printer: Printer, reco
 def query(args: argparse.Namespace) -> dict[str, object]:
     """The sampling flags the user gave, as query parameters (the server's defaults otherwise)."""
     out: dict[str, object] = {}
-    for flag, params in QUERY_OF_FLAG.items():
-        if getattr(args, flag) is not None:
-            out.update(dict.fromkeys(params, getattr(args, flag)))
+    for param, field in protocol.QUERY_PARAMS.items():
+        value = getattr(args, "seed" if field.endswith("_seed") else field)  # --seed sets both seeds
+        if value is not None:
+            out[param] = value
     return out
 
 

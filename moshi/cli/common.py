@@ -9,10 +9,10 @@ from pathlib import Path
 import torch
 
 from ..codec import Mimi
-from ..kernels import int8
 from ..lm import LMModel
 from ..lm.lora import has_lora
 from ..models import ModelFiles
+from ..quantize import apply, apply_lm
 
 DIALOGUE_REPO = "kyutai/moshiko-pytorch-bf16"
 STT_REPO = "kyutai/stt-1b-en_fr"
@@ -54,7 +54,8 @@ def add_model_args(parser: argparse.ArgumentParser, default_repo: str) -> None:
     g.add_argument(
         "--int8",
         action="store_true",
-        help="CPU only, approximate: int8 weights for the LM's and Mimi's matrix products (~20-25%% faster)",
+        help="CPU only, approximate: int8 weights for the LM's and Mimi's matrix products "
+        "(~20-25%% faster; see moshi/quantize.py)",
     )
 
 
@@ -66,8 +67,8 @@ def quantize_if_asked(args: argparse.Namespace, device: torch.device, lm: LMMode
         raise UserError("--int8 is a CPU option (on a GPU, use --dtype bfloat16)")
     if has_lora(lm):
         raise UserError("--int8 needs the LoRA adapters merged: add --fuse-lora")
-    int8.apply_lm(lm)
-    int8.apply(mimi)
+    apply_lm(lm)
+    apply(mimi)
 
 
 def device_of(args: argparse.Namespace) -> torch.device:

@@ -1,5 +1,5 @@
-"""`moshi serve` (also `python -m moshi.stream.server`): load a dialogue model, then
-serve it over websockets with the web client (see `moshi.stream.server`)."""
+"""`moshi serve`: load a dialogue model, then serve it over websockets with the web client
+(see `moshi.stream.server`; the defaults are `ServerConfig`'s)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 from pathlib import Path
 
 from ..stream import logs, protocol, routes, tls
@@ -24,7 +23,7 @@ from .common import (
     model_files,
     quantize_if_asked,
 )
-from .options import HelpFormatter, add_subcommand
+from .options import add_subcommand
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +60,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=DESCRIPTION,
         epilog=EXAMPLES,
     )
-    add_server_args(parser)
-    parser.set_defaults(run=run)
-
-
-def add_server_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("server")
-    g.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0: all of them)")
-    g.add_argument("--port", type=int, default=8998, help="TCP port (0: any free one)")
+    g.add_argument("--host", default=ServerConfig.host, help="interface to listen on (0.0.0.0: all of them)")
+    g.add_argument("--port", type=int, default=ServerConfig.port, help="TCP port (0: any free one)")
     g.add_argument(
         "--max-sessions",
         type=int,
@@ -122,6 +116,7 @@ def add_server_args(parser: argparse.ArgumentParser) -> None:
         help="log lines as text, or JSON for collectors",
     )
     add_model_args(parser, DIALOGUE_REPO)
+    parser.set_defaults(run=run)
 
 
 def build_server(args: argparse.Namespace) -> Server:
@@ -221,25 +216,3 @@ async def _serve(server: Server, drain_s: float) -> None:
         while drains:  # the last one to end has the shortest grace
             await drains.pop(0)
         log.info("stopped")
-
-
-def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m moshi.stream.server",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-        formatter_class=HelpFormatter,
-    )
-    add_server_args(parser)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = get_parser().parse_args(argv)
-    try:
-        return run(args)
-    except UserError as e:
-        print(f"moshi serve: error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130

@@ -63,8 +63,14 @@ Event = AudioEvent | TextEvent | ErrorEvent
 
 
 def chat_url(url: str, query: dict[str, object] | None = None) -> str:
-    """`ws[s]://host:port[/path]` (or http[s]://) -> the chat websocket URL with `query`.
+    """`ws[s]://host:port[/path]` (or http[s]://) -> the chat websocket URL with `query`
+    (names of `protocol.QUERY_PARAMS` or `protocol.AUTH_PARAM`; None values are left out).
     A URL without a path gets `protocol.CHAT_PATH`."""
+    unknown = sorted(set(query or ()) - {*protocol.QUERY_PARAMS, protocol.AUTH_PARAM})
+    if unknown:
+        raise ValueError(
+            f"query parameters must be among {[*protocol.QUERY_PARAMS, protocol.AUTH_PARAM]}, got {unknown}"
+        )
     parts = urlsplit(url if "://" in url else f"ws://{url}")
     scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
     if scheme not in ("ws", "wss"):

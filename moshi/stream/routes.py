@@ -19,7 +19,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from ..lm.sampling import MAX_TEMPERATURE, SamplingOptions
-from .protocol import AUTH_PARAM
+from .protocol import AUTH_PARAM, QUERY_PARAMS
 
 HEALTH_PATH = "/api/health"
 EXCLUDED_STATIC_DIRS = ("test",)  # web/test holds the client's unit tests, not the app
@@ -168,14 +168,8 @@ def sampling_options(query: str, defaults: SamplingOptions) -> SamplingOptions:
     a bad or out-of-range value."""
     params = parse_qs(query)
     fields: dict[str, Any] = {}
-    for name, field, parse in (
-        ("text_temperature", "temp_text", _temperature),
-        ("text_topk", "top_k_text", _top_k),
-        ("audio_temperature", "temp", _temperature),
-        ("audio_topk", "top_k", _top_k),
-        ("text_seed", "text_seed", _seed),
-        ("audio_seed", "audio_seed", _seed),
-    ):
+    for name, field in QUERY_PARAMS.items():
+        parse = _PARSERS[name.rsplit("_", 1)[1]]
         values = params.get(name)
         if not values:
             continue
@@ -214,3 +208,6 @@ def _top_k(text: str) -> int:
 
 def _seed(text: str) -> int:
     return _integer(text, 0, MAX_SEED)
+
+
+_PARSERS = {"temperature": _temperature, "topk": _top_k, "seed": _seed}  # by the name's last word

@@ -107,7 +107,9 @@ class TTS:
         if cfg.n_q != cfg.dep_q or not cfg.dep_q:
             raise ValueError(f"not a text-to-speech model: it generates {cfg.dep_q} of its {cfg.n_q} streams")
         self.model = model
-        self.tokenizer = tokenizer if isinstance(tokenizer, TextTokenizer) else TextTokenizer(tokenizer)
+        if not isinstance(tokenizer, TextTokenizer):
+            tokenizer = TextTokenizer(tokenizer, (cfg.text_end_padding_id, cfg.text_padding_id))
+        self.tokenizer = tokenizer
         self.options = TTSOptions(delay_steps=delay_steps, **options)  # type: ignore[arg-type]
         if self.options.second_stream_ahead and not cfg.demux_second_text_stream:
             raise ValueError(
@@ -304,4 +306,6 @@ class TTS:
             complete=complete,
             second_stream_ahead=o.second_stream_ahead,
             mux_card=self.model.config.text_mux_card,
+            new_word=self.model.config.text_end_padding_id,
+            pad=self.model.config.text_padding_id,
         )

@@ -19,8 +19,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.helpers import FIXTURES
-from tests.stream.test_server_support import write_tiny_model_dir
+from tests.support.fixtures import FIXTURES, tiny_model_dir
 
 RATE = 24000
 pytestmark = pytest.mark.skipif(
@@ -117,7 +116,7 @@ def test_a_conversation_through_pulseaudio(pulse, tmp_path, question):
     listed = subprocess.run([sys.executable, "-m", "moshi.cli.main", "chat", "--list-devices"],
                             env=pulse.env, capture_output=True, text=True)  # fmt: skip
     assert listed.returncode == 0 and "pulse" in listed.stdout, listed.stdout + listed.stderr
-    config = write_tiny_model_dir(tmp_path / "model")
+    config = tiny_model_dir(tmp_path / "model")
     recording = tmp_path / "sink.wav"
     recorder = subprocess.Popen(
         ["parecord", "--device=moshi_out.monitor", "--file-format=wav", str(recording)], env=pulse.env
@@ -141,7 +140,7 @@ def test_a_conversation_through_pulseaudio(pulse, tmp_path, question):
 
 
 def test_the_sound_server_going_away_is_one_line_and_keeps_the_recording(pulse, tmp_path, question):
-    config = write_tiny_model_dir(tmp_path / "model")
+    config = tiny_model_dir(tmp_path / "model")
     pulse.play_into_mic(question)
     save = tmp_path / "conversation.wav"
     chat = _chat(pulse, config, save)

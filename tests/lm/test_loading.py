@@ -11,8 +11,7 @@ from moshi.lm import KyutaiConfig, LMConfig, load_lm
 from moshi.lm.generator import Generator
 from moshi.lm.text import TextTokenizer
 from moshi.models import ModelFiles
-from tests.helpers import FIXTURES, fake_hub_cache, rel_err, save_weights
-from tests.lm.conftest import MOSHI_TINY, STT_TINY
+from tests.support.fixtures import FIXTURES, MOSHI_TINY, STT_TINY, fake_hub_cache, rel_err, save_weights
 
 
 def _config(path=MOSHI_TINY):

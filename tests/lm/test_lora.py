@@ -9,7 +9,7 @@ from safetensors import safe_open
 
 from moshi.lm import KyutaiConfig, LMModel, load_lm
 from moshi.lm.lora import LoRAOptions, apply_lora, load_lora, merge_lora, save_lora
-from tests.helpers import FIXTURES
+from tests.support.fixtures import FIXTURES
 
 
 @pytest.fixture(autouse=True)

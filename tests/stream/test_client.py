@@ -19,9 +19,14 @@ def test_chat_url_forms():
     assert chat_url("ws://h:1") == "ws://h:1/api/chat"
     assert chat_url("h:1") == "ws://h:1/api/chat"
     assert chat_url("https://h/") == "wss://h/api/chat"
-    assert chat_url("http://h:1/custom?a=1", {"text_seed": 3, "x": None}) == "ws://h:1/custom?a=1&text_seed=3"
+    assert (
+        chat_url("http://h:1/custom?a=1", {"text_seed": 3, "audio_seed": None})
+        == "ws://h:1/custom?a=1&text_seed=3"
+    )
     with pytest.raises(ValueError, match="ws://"):
         chat_url("ftp://h")
+    with pytest.raises(ValueError, match=r"must be among \[.*'audio_seed', 'auth_token'\], got \['seed'\]"):
+        chat_url("ws://h:1", {"seed": 3})
 
 
 @contextlib.asynccontextmanager

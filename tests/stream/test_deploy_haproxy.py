@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 
 from moshi.stream.client import AudioEvent, Client, ServerError
-from tests.stream.test_server_support import FRAME, write_tiny_model_dir
+from tests.support.fixtures import tiny_model_dir
+from tests.support.server import FRAME
 
 REPO = Path(__file__).resolve().parents[2]  # the checkout: deploy/haproxy.cfg
 SLOTS = 2  # per worker
@@ -137,7 +138,7 @@ async def open_talker(url: str, pcm: np.ndarray) -> Talker:
 
 
 def test_haproxy_spreads_refuses_and_survives_a_dead_worker(tmp_path, speech):
-    config = write_tiny_model_dir(tmp_path / "model")
+    config = tiny_model_dir(tmp_path / "model")
     front, stats, *ports = free_ports(2 + WORKERS)
     workers = [Worker(config, p, tmp_path).start() for p in ports]
     env = {**os.environ, "MOSHI_BIND": f"127.0.0.1:{front}", "MOSHI_STATS_BIND": f"127.0.0.1:{stats}"}

@@ -10,15 +10,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from moshi.stream import protocol
-from tests.stream.test_server_support import (  # noqa: F401 (one_torch_thread: autouse)
-    FRAME,
-    HANG_GUARD_S,
-    ogg_messages,
-    one_torch_thread,
-    raw_connect,
-    served_with_witness,
-    ws_frame,
-)
+from tests.support.server import FRAME, HANG_GUARD_S, ogg_messages, raw_connect, served_with_witness, ws_frame
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # the tiny models: one thread
 
 LIMITS = {"send_buffer_bytes": 4096, "send_stall_s": 0.5, "idle_timeout_s": 1.0}
 

@@ -13,16 +13,14 @@ from websockets.exceptions import ConnectionClosed
 
 from moshi.stream import protocol
 from moshi.stream.opus import MAX_OGG_PAGE_BODY, OggPager, OpusDecoder, OpusEncoder, OpusError
-from tests.stream.test_server_support import (  # noqa: F401 (one_torch_thread: autouse)
+from tests.support.server import (
     FRAME,
     HANG_GUARD_S,
-    ServerThread,
     http_get,
-    one_torch_thread,
-    raw_connect,
     served_with_witness,
-    ws_frame,
 )
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 LIMITS = {"idle_timeout_s": 1.5}
 

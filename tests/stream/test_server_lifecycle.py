@@ -20,15 +20,16 @@ from websockets.exceptions import ConnectionClosed
 from moshi.stream import protocol
 from moshi.stream.engine import Engine
 from moshi.stream.server import DRAINING_MESSAGE
-from tests.stream.test_server_support import (  # noqa: F401 (one_torch_thread: autouse)
+from tests.support.fixtures import tiny_model_dir
+from tests.support.server import (
     FRAME,
     HANG_GUARD_S,
     ServerThread,
     http_get,
     ogg_messages,
-    one_torch_thread,
-    write_tiny_model_dir,
 )
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 async def converse_until_closed(url: str, messages: list[bytes], seen: dict) -> None:
@@ -104,7 +105,7 @@ def _free_port() -> int:
 
 
 def _start_serve(tmp_path: Path, drain_s: float, ignore_sigint: bool = False) -> tuple[subprocess.Popen, int]:
-    config = write_tiny_model_dir(tmp_path / "model")
+    config = tiny_model_dir(tmp_path / "model")
     port = _free_port()
     cmd = [sys.executable, "-m", "moshi.cli.main", "serve", "--config", str(config), "--device", "cpu",
            "--port", str(port), "--static", "none", "--drain-seconds", str(drain_s)]  # fmt: skip

@@ -15,13 +15,14 @@ from moshi.stream.client import Client, ServerError
 from moshi.stream.engine import Engine
 from moshi.stream.server import BUSY_MESSAGE
 from moshi.stream.window import MAX_WINDOW_S, WindowedPercentiles
-from tests.stream.test_server_support import (  # noqa: F401 (one_torch_thread: autouse)
+from tests.support.server import (
     FRAME,
     HANG_GUARD_S,
     ServerThread,
     http_get,
-    one_torch_thread,
 )
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def scrape(port: int) -> dict[tuple[str, tuple], float]:

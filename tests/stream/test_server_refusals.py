@@ -5,16 +5,19 @@ import socket
 import ssl
 import time
 
+import pytest
+
 from moshi.stream import tls
 from moshi.stream.engine import Engine
-from tests.stream.test_server_support import (  # noqa: F401 (one_torch_thread: autouse)
+from tests.support.server import (
     HANG_GUARD_S,
     ServerThread,
     http_get,
-    one_torch_thread,
     raw_connect,
     ws_frame,
 )
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_a_refused_client_with_a_full_queue_is_closed_promptly(tiny_parts, speech):

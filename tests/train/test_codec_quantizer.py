@@ -9,7 +9,7 @@ import torch
 
 from moshi.codec import load_mimi
 from moshi.codec.quantizer import Codebook, VQTraining
-from tests.helpers import FIXTURES
+from tests.support.fixtures import FIXTURES
 
 TINY = FIXTURES / "mimi_tiny"
 

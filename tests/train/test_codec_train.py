@@ -17,7 +17,7 @@ from moshi.train.codec.config import CodecDataConfig, CodecLossConfig, CodecMode
 from moshi.train.codec.data import AudioCrops
 from moshi.train.codec.discriminator import DiscriminatorConfig
 from moshi.train.codec.train import build_trainer
-from tests.helpers import FIXTURES
+from tests.support.fixtures import FIXTURES
 
 TINY_MIMI = dict(
     dimension=32,

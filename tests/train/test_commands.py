@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from moshi.cli.main import main as moshi_main
-from tests.train.conftest import tiny_config
+from tests.support.train import tiny_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -21,7 +21,7 @@ import json, sys
 sys.path.insert(0, {repo!r})
 from moshi.train.config import TrainConfig
 from moshi.train.lm import main
-from tests.train.conftest import PatternDataset, tiny_lm
+from tests.support.train import PatternDataset, tiny_lm
 import torch
 torch.set_num_threads(1)
 config = TrainConfig.from_dict(json.loads({config!r}))

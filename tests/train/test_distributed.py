@@ -11,7 +11,7 @@ import torch.multiprocessing as mp
 
 from moshi.train.config import TrainConfig
 from moshi.train.lm import main
-from tests.train.conftest import PatternDataset, tiny_config, tiny_lm
+from tests.support.train import PatternDataset, tiny_config, tiny_lm
 
 TOLERANCE = 1e-5  # float rounding of the gradient all-reduce, over 6 Adam steps
 

@@ -9,7 +9,7 @@ from moshi.lm.model import LMOutput
 from moshi.train.distributed import Dist
 from moshi.train.lm_task import LMTrainer, LMTrainOptions
 from moshi.train.loss import LossOptions, loss_parts, loss_weights, total_loss
-from tests.train.conftest import PatternDataset, tiny_lm
+from tests.support.train import PatternDataset, tiny_lm
 
 CFG = LMConfig(
     dim=8, num_heads=1, num_layers=1, text_card=10, card=6, n_q=4, dep_q=2, delays=(0, 0, 1, 0, 1),

@@ -6,7 +6,7 @@ import torch
 
 from moshi.train.distributed import Dist
 from moshi.train.lm_task import LMTrainer, LMTrainOptions, freeze_untrained
-from tests.train.conftest import PatternDataset, tiny_lm
+from tests.support.train import PatternDataset, tiny_lm
 
 CASES = {  # fixture model: (steps, the loss to get below; it starts near 9, 4.6 for STT)
     "moshi_lm_tiny": (60, 1.5),

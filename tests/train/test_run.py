@@ -9,7 +9,7 @@ from moshi.lm.lora import has_lora
 from moshi.models import ModelFiles
 from moshi.train.config import TrainConfig
 from moshi.train.lm import main
-from tests.train.conftest import PatternDataset, tiny_config, tiny_lm
+from tests.support.train import PatternDataset, tiny_config, tiny_lm
 
 
 def losses(run_dir) -> list[float]:

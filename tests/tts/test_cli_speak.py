@@ -11,26 +11,13 @@ import soundfile as sf
 
 from moshi.cli.main import main
 from moshi.lm import load_lm
-from tests.helpers import FIXTURES, fake_hub_cache
-from tests.tts.conftest import TOKENIZER, TTS_TINY, make_tts
+from tests.support.fixtures import TTS_TINY, fake_hub_cache, tiny_model_dir
+from tests.support.tts import make_tts
 
 
 @pytest.fixture
 def model_dir(tmp_path):
-    d = tmp_path / "tiny-tts"
-    d.mkdir()
-    config = json.loads((TTS_TINY / "config.json").read_text())
-    config |= dict(
-        moshi_name="tts.safetensors",
-        mimi_name="mimi.safetensors",
-        mimi_config_name="mimi.json",
-        tokenizer_name="tokenizer.model",
-    )
-    (d / "config.json").write_text(json.dumps(config))
-    shutil.copy(TTS_TINY / "weights.safetensors", d / "tts.safetensors")
-    shutil.copy(FIXTURES / "mimi_tiny" / "weights.safetensors", d / "mimi.safetensors")
-    shutil.copy(FIXTURES / "mimi_tiny" / "config.json", d / "mimi.json")
-    shutil.copy(TOKENIZER, d / "tokenizer.model")
+    d = tiny_model_dir(tmp_path / "tiny-tts", TTS_TINY).parent
     shutil.copy(TTS_TINY / "voice.safetensors", d / "voice.safetensors")
     return d
 
@@ -43,7 +30,7 @@ def test_writes_the_speech_and_the_word_timings(model_dir, tmp_path, capsys):
     out, timings = tmp_path / "hello.wav", tmp_path / "words.json"
     voice = model_dir / "voice.safetensors"
     assert speak(model_dir, "hokopily qu zihogequ", "--voice", voice, "-o", out, "--timings", timings) == 0
-    expected = make_tts(load_lm(model_dir / "tts.safetensors", model_dir / "config.json")).generate(
+    expected = make_tts(load_lm(model_dir / "lm.safetensors", model_dir / "config.json")).generate(
         ["hokopily qu zihogequ"], [voice], cfg=2.0
     )
     pcm, rate = sf.read(out)

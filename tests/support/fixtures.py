@@ -1,12 +1,23 @@
-"""Shared test helpers (fixture loading, the issues' relative tolerance)."""
+"""The fixture files (tests/fixtures), tiny model folders laid out as Kyutai's repos, a fake
+Hugging Face cache, and the issues' relative tolerance."""
 
 import json
+import shutil
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+MIMI_TINY = FIXTURES / "mimi_tiny"
+MOSHI_TINY = FIXTURES / "moshi_lm_tiny"
+STT_TINY = FIXTURES / "stt_lm_tiny"
+TTS_TINY = FIXTURES / "tts_lm_tiny"  # CFG distilled into a `cfg` condition
+TTS_CFG_TINY = FIXTURES / "tts_cfg_lm_tiny"  # real CFG (doubled batch)
+TTS_16B_TINY = FIXTURES / "tts_16b_lm_tiny"  # the released 1.6B's features: second text stream...
+TOKENIZER = FIXTURES / "tiny_spm_100.model"  # 100 pieces
+SPEECH = FIXTURES / "hello_24k.wav"  # 6.9 s of espeak-ng speech, 24 kHz mono
+STT_CONFIG = {"audio_silence_prefix_seconds": 0.16, "audio_delay_seconds": 0.24}  # for stt_lm_tiny
 
 
 def rel_err(ours: torch.Tensor, ref: torch.Tensor) -> float:
@@ -55,3 +66,22 @@ def fake_hub_cache(
         marker.touch()
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(root))
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+
+
+def tiny_model_dir(dst: Path, lm: Path = MOSHI_TINY, **config: object) -> Path:
+    """A model folder as on the hub: `lm`'s weights, the tiny Mimi, the tokenizer, and a
+    config.json (`lm`'s, updated with `config`) naming the files beside it; returns the
+    config.json's path."""
+    dst.mkdir(parents=True, exist_ok=True)
+    files = {
+        "moshi_name": ("lm.safetensors", lm / "weights.safetensors"),
+        "mimi_name": ("mimi.safetensors", MIMI_TINY / "weights.safetensors"),
+        "mimi_config_name": ("mimi_config.json", MIMI_TINY / "config.json"),
+        "tokenizer_name": ("tokenizer.model", TOKENIZER),
+    }
+    kyutai = json.loads((lm / "config.json").read_text())
+    for key, (name, src) in files.items():
+        shutil.copy(src, dst / name)
+        kyutai[key] = name
+    (dst / "config.json").write_text(json.dumps(kyutai | config))
+    return dst / "config.json"

@@ -1,62 +1,27 @@
-"""Helpers for the server tests (no tests here): a tiny model directory, a server running
-in its own thread and event loop, client-side Ogg/Opus, and raw websocket sockets for the
-misbehaving clients a library client cannot be."""
+"""For the server tests: a server running in its own thread and event loop, client-side
+Ogg/Opus, and raw websocket sockets for the misbehaving clients a library client cannot be."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import os
-import shutil
 import socket
 import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
-import torch
 
 from moshi.stream.engine import Engine
 from moshi.stream.opus import OpusEncoder
 from moshi.stream.server import Server, ServerConfig
-from tests.helpers import FIXTURES
 
 FRAME = 1920
 HANG_GUARD_S = 20.0  # only so that a bug fails a test instead of hanging it
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Import into a test module to run it on one torch thread: the tiny models' ops are too
-    small to gain from more, and two OpenMP threads collapse (10 ms steps become 500 ms)
-    when other processes share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def write_tiny_model_dir(dst: Path) -> Path:
-    """A model directory as on the hub: config.json naming the files beside it."""
-    dst.mkdir(parents=True, exist_ok=True)
-    files = {
-        "moshi_name": ("lm.safetensors", FIXTURES / "moshi_lm_tiny" / "weights.safetensors"),
-        "mimi_name": ("mimi.safetensors", FIXTURES / "mimi_tiny" / "weights.safetensors"),
-        "mimi_config_name": ("mimi_config.json", FIXTURES / "mimi_tiny" / "config.json"),
-        "tokenizer_name": ("tokenizer.model", FIXTURES / "tiny_spm_100.model"),
-    }
-    config = json.loads((FIXTURES / "moshi_lm_tiny" / "config.json").read_text())
-    for key, (name, src) in files.items():
-        shutil.copy(src, dst / name)
-        config[key] = name
-    (dst / "config.json").write_text(json.dumps(config))
-    return dst / "config.json"
 
 
 def ogg_messages(pcm: np.ndarray) -> list[bytes]:
