@@ -32,9 +32,12 @@ def rms_norm(x: Tensor, alpha: Tensor, eps: float) -> Tensor:
 
 @functools.cache
 def _norm_constants(width: int, eps: float) -> tuple[Tensor, Tensor]:
-    return torch.tensor(float(width), dtype=torch.float32, device="cpu"), torch.tensor(
-        eps, dtype=torch.float32, device="cpu"
-    )
+    # Ordinary tensors even when first made under the generator's inference mode: a training
+    # forward after a generation step saves them for backward.
+    with torch.inference_mode(False):
+        return torch.tensor(float(width), dtype=torch.float32, device="cpu"), torch.tensor(
+            eps, dtype=torch.float32, device="cpu"
+        )
 
 
 class RMSNorm(nn.Module):
