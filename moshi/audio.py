@@ -41,6 +41,20 @@ def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Any audio file -> [T] float32 mono at `sample_rate` (channels averaged, resampled).
 
     Raises AudioFileError with a one-line message naming the file."""
+    pcm, rate = _read_file(path)  # [T, C]
+    mono = pcm.mean(axis=1, dtype=np.float32) if pcm.shape[1] > 1 else pcm[:, 0]
+    return resample(mono, rate, sample_rate)
+
+
+def read_audio_channels(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Any audio file -> [C, T] float32 at `sample_rate`, each channel resampled on its own
+    (stereo dialogue data: channel 0 is the left one). Raises AudioFileError like `read_audio`."""
+    pcm, rate = _read_file(path)  # [T, C]
+    return np.stack([resample(np.ascontiguousarray(channel), rate, sample_rate) for channel in pcm.T])
+
+
+def _read_file(path: str | Path) -> tuple[np.ndarray, int]:
+    """The file's samples [T, C] float32 (T, C >= 1) and its sample rate."""
     import soundfile as sf
 
     path = Path(path)
@@ -54,8 +68,7 @@ def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         raise AudioFileError(f"{path}: not an audio file this program can read ({_short(e)})") from e
     if pcm.shape[0] == 0 or pcm.shape[1] == 0:
         raise AudioFileError(f"{path}: the file holds no audio (0 samples)")
-    mono = pcm.mean(axis=1, dtype=np.float32) if pcm.shape[1] > 1 else pcm[:, 0]
-    return resample(mono, rate, sample_rate)
+    return pcm, int(rate)
 
 
 def resample(pcm: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:

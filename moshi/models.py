@@ -41,8 +41,15 @@ class ModelFiles:
         config: str | Path | dict[str, Any] | None = None,
     ) -> ModelFiles:
         """Find (downloading when needed) every file of a model. Only the files that are
-        not given explicitly are looked up in `hf_repo`."""
+        not given explicitly are looked up in `hf_repo`: a hub repo id, or a local folder
+        laid out like one (its `config.json` names the files beside it)."""
         base_dir: Path | None = None
+        if hf_repo is not None and Path(hf_repo).expanduser().is_dir():
+            folder, hf_repo = Path(hf_repo).expanduser(), None
+            if config is None:
+                config = folder / "config.json"
+                if not config.is_file():
+                    raise FileNotFoundError(f"no config.json in the model folder {folder}")
         if isinstance(config, dict):
             kcfg = KyutaiConfig.parse(config)
         elif config is not None:

@@ -32,8 +32,7 @@ def rms_norm(x: Tensor, alpha: Tensor, eps: float) -> Tensor:
 
 @functools.cache
 def _norm_constants(width: int, eps: float) -> tuple[Tensor, Tensor]:
-    # Ordinary tensors even when first made under the generator's inference mode: a training
-    # forward after a generation step saves them for backward.
+    # Normal tensors even when first made in inference mode: they outlive it (training later).
     with torch.inference_mode(False):
         return torch.tensor(float(width), dtype=torch.float32, device="cpu"), torch.tensor(
             eps, dtype=torch.float32, device="cpu"

@@ -59,7 +59,7 @@ def test_every_kind_of_key_is_accounted_for():
     [
         ("norm", "layer_norm", "config.norm='layer_norm' is not supported"),
         ("gating", "gelu", "config.gating"),
-        ("quantize", True, "config.quantize=True"),
+        ("lora", True, "config.lora=True"),
         ("depformer_weights_per_step", False, "depformer_weights_per_step"),
         ("conditioners", {"x": {}}, "conditioners"),
     ],
