@@ -31,12 +31,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from moshi import quantize
 from moshi.codec import Mimi, MimiConfig
+from moshi.codec.config import MIMI_PRESETS
 from moshi.codec.quantizer import Codebook
-from moshi.kernels import int8
 
 REPO = Path(__file__).resolve().parent.parent
-IMPL = "moshi-rt"
+IMPL = "ours"
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -58,6 +59,9 @@ def get_parser() -> argparse.ArgumentParser:
         help="the reference's benchmark script",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--preset", default="mimi", choices=sorted(MIMI_PRESETS), help="the architecture (MIMI_PRESETS)"
+    )
     return parser
 
 
@@ -66,10 +70,11 @@ def fatal(msg: str) -> None:
     sys.exit(1)
 
 
-def random_mimi(seed: int) -> Mimi:
-    """The released architecture, random weights and codebooks, in eval mode."""
+def random_mimi(seed: int, preset: str = "mimi") -> Mimi:
+    """A preset's architecture (the released one by default), random weights and codebooks,
+    in eval mode, producing 8 codebooks."""
     torch.manual_seed(seed)
-    mimi = Mimi(MimiConfig())
+    mimi = Mimi(MimiConfig.preset(preset))
     for p in mimi.parameters():
         if p.dim() > 1:
             nn.init.kaiming_uniform_(p, a=math.sqrt(5))  # nn.Linear's and nn.Conv1d's default
@@ -166,19 +171,22 @@ def main(argv: list[str] | None = None) -> None:
         args.frames, args.seconds = 3, 1.0
     torch.set_num_threads(args.threads)
     runs = range(args.repeat)
-    mimi = random_mimi(args.seed)
+    mimi = random_mimi(args.seed, args.preset)
     ours = {
         "mimi-stream": best([bench_stream(mimi, args.frames) for _ in runs]),
         "mimi-offline": best([bench_offline(mimi, args.seconds) for _ in runs]),
     }
     for line in ours.values():
-        print(json.dumps(line), flush=True)
+        print(json.dumps({**line, "preset": args.preset}), flush=True)
     del mimi
-    approx = int8.apply(random_mimi(args.seed))
-    print(json.dumps(best([bench_stream(approx, args.frames, suffix="-int8") for _ in runs])), flush=True)
-    print(json.dumps(best([bench_offline(approx, args.seconds, suffix="-int8") for _ in runs])), flush=True)
+    approx = quantize.apply(random_mimi(args.seed, args.preset))
+    for line in (
+        best([bench_stream(approx, args.frames, suffix="-int8") for _ in runs]),
+        best([bench_offline(approx, args.seconds, suffix="-int8") for _ in runs]),
+    ):
+        print(json.dumps({**line, "preset": args.preset}), flush=True)
     del approx
-    if args.reference is None:
+    if args.reference is None or args.preset != "mimi":  # the reference runs the released architecture
         return
     keys = {"mimi-stream": ("encode_ms", "decode_ms"), "mimi-offline": ("encode_s", "decode_s")}
     for bench, line in ours.items():

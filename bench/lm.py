@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from moshi.kernels import int8
+from moshi import quantize
 from moshi.lm import LMConfig, LMModel
 from moshi.lm.generator import Generator
 
@@ -173,7 +173,7 @@ def main() -> None:
         emit(bench=f"{args.preset}-full-ring", impl="ours", warmup=ring_warmup, step_ms=round(full_ring, 2))
     ours_int8 = None
     if on_cpu:  # the opt-in, approximate int8 weights (moshi/kernels/int8.py)
-        int8.apply_lm(model)
+        quantize.apply_lm(model)
         for batch in args.batch:
             ms = time_steps(generator(), batch, steps, warmup)
             ours_int8 = ms if batch == 1 else ours_int8

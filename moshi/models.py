@@ -30,6 +30,7 @@ class ModelFiles:
     mimi_weights: Path
     tokenizer: Path
     mimi_config: Path | None = None
+    lora_weights: Path | None = None  # LoRA adapters (the config's `lora_name`, or given)
 
     @classmethod
     def resolve(
@@ -39,6 +40,7 @@ class ModelFiles:
         mimi_weight: str | Path | None = None,
         tokenizer: str | Path | None = None,
         config: str | Path | dict[str, Any] | None = None,
+        lora_weight: str | Path | None = None,
     ) -> ModelFiles:
         """Find (downloading when needed) every file of a model. Only the files that are
         not given explicitly are looked up in `hf_repo`: a hub repo id, or a local folder
@@ -53,7 +55,7 @@ class ModelFiles:
         if isinstance(config, dict):
             kcfg = KyutaiConfig.parse(config)
         elif config is not None:
-            path = locate(config, hf_repo)
+            path = locate(config, hf_repo, typed=True)
             base_dir = path.parent
             kcfg = KyutaiConfig.load(path)
         elif hf_repo is not None:
@@ -65,7 +67,7 @@ class ModelFiles:
 
         def find(explicit: str | Path | None, name: str) -> Path:
             if explicit is not None:
-                return locate(explicit, hf_repo)
+                return locate(explicit, hf_repo, typed=True)
             return locate(name, hf_repo, base_dir)
 
         mimi_config = locate(kcfg.mimi_config_name, hf_repo, base_dir) if kcfg.mimi_config_name else None
@@ -75,14 +77,30 @@ class ModelFiles:
             mimi_weights=find(mimi_weight, kcfg.mimi_name),
             tokenizer=find(tokenizer, kcfg.tokenizer_name),
             mimi_config=mimi_config,
+            lora_weights=find(lora_weight, kcfg.lora_name or "") if lora_weight or kcfg.lora_name else None,
         )
 
     @property
     def model_type(self) -> str:
         return self.config.model_type
 
-    def load_lm(self, device: str | torch.device = "cpu", dtype: torch.dtype = torch.bfloat16) -> LMModel:
-        return load_lm(self.lm_weights, self.config, device=device, dtype=dtype)
+    def load_lm(
+        self,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.bfloat16,
+        n_q: int | None = None,
+        fuse_lora: bool = False,
+    ) -> LMModel:
+        """The LM, with its LoRA adapters when there are (merged with `fuse_lora`)."""
+        return load_lm(
+            self.lm_weights,
+            self.config,
+            device,
+            dtype,
+            n_q,
+            lora_weights=self.lora_weights,
+            fuse_lora=fuse_lora,
+        )
 
     def load_mimi(self, device: str | torch.device = "cpu", num_codebooks: int | None = None) -> Mimi:
         """Mimi with as many codebooks as the LM reads (8 for Moshi, 32 for speech-to-text)."""

@@ -1,10 +1,33 @@
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
+
+from tests.support.fixtures import SPEECH
 
 
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run a test module on one torch thread (`pytestmark = pytest.mark.usefixtures(...)`): the
+    tiny models' ops are too small to gain from more, and two OpenMP threads collapse (10 ms
+    steps become 500 ms) when other processes share the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def speech() -> np.ndarray:
+    """6.9 s of English speech (espeak-ng), 24 kHz mono float32 [T]."""
+    pcm, sr = sf.read(SPEECH, dtype="float32")
+    assert sr == 24000 and pcm.ndim == 1
+    return pcm
 
 
 def pytest_collection_modifyitems(config, items):

@@ -7,7 +7,7 @@ import torch
 from moshi.codec import load_mimi
 from moshi.lm import load_lm
 from moshi.lm.generator import Generator
-from tests.helpers import FIXTURES, fixture_io, rel_err
+from tests.support.fixtures import FIXTURES, fixture_io, rel_err
 
 pytestmark = pytest.mark.requires_cuda
 

@@ -29,6 +29,7 @@ from .common import UserError
 MAX_BACKLOG = 4  # input frames waiting for the model, at most (320 ms)
 PREBUFFER_FRAMES = 1  # Moshi's frames buffered before playback starts (80 ms)
 READ_POLL_SECONDS = 0.1  # a blocked `read` wakes this often (so Ctrl-C gets through)
+DEVICE_SILENCE_SECONDS = 2.0  # no microphone data this long: the device is gone
 
 
 class AudioIO(Protocol):
@@ -132,6 +133,17 @@ def import_sounddevice() -> ModuleType:
     return sounddevice
 
 
+NO_SOUND_CARD = (
+    "no sound card found (PortAudio sees no audio device): use --input-file IN --output-file OUT.wav"
+)
+
+
+def list_devices() -> str:
+    """The sound cards PortAudio sees, one per line, or a line saying there is none."""
+    devices = import_sounddevice().query_devices()
+    return str(devices) if len(devices) else NO_SOUND_CARD
+
+
 class SoundCard:
     """The microphone and speakers, through sounddevice."""
 
@@ -139,6 +151,8 @@ class SoundCard:
 
     def __init__(self, input_device: str | int | None = None, output_device: str | int | None = None):
         self.sd = import_sounddevice()
+        if not len(self.sd.query_devices()):
+            raise UserError(NO_SOUND_CARD)
         self._in_rate = self._rate(input_device, "input")
         self._out_rate = self._rate(output_device, "output")
         self._in_resampler = _Resampler(self._in_rate, SAMPLE_RATE)
@@ -206,10 +220,19 @@ class SoundCard:
 
     # the model's thread ---------------------------------------------------------------------
     def read(self) -> np.ndarray | None:
+        """The next 80 ms of microphone [FRAME_SIZE], None once closed. Raises `UserError`
+        when the device stops delivering (unplugged, or its sound server stopped)."""
+        since = time.monotonic()
         with self._ready:
             while not self._frames:
                 if self._closed:
                     return None
+                waited = time.monotonic() - since
+                if waited >= DEVICE_SILENCE_SECONDS or not all(s.active for s in self._streams):
+                    raise UserError(
+                        f"the sound card stopped: no audio from the microphone for {waited:.1f} s "
+                        "(unplugged, or its sound server stopped)"
+                    )
                 self._ready.wait(READ_POLL_SECONDS)
             return self._frames.popleft()
 
@@ -226,8 +249,11 @@ class SoundCard:
             self._closed = True
             self._ready.notify_all()
         for s in self._streams:
-            s.stop()
-            s.close()
+            try:
+                s.abort()
+                s.close()
+            except Exception:  # a device that went away cannot be stopped cleanly
+                pass
 
     def finish(self) -> None:
         pass

@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 
-from ..audio import write_wav
 from ..lm.config import KyutaiConfig
 from ..stream.engine import Engine
-from .audio_io import AudioIO, FileAudio, SoundCard, import_sounddevice
+from .audio_io import AudioIO, FileAudio, SoundCard, list_devices
+from .chat_output import Printer, Recorder
 from .common import DIALOGUE_REPO, UserError, add_model_args
 from .files import check_outputs, read_inputs
 from .loading import load, resolve_dialogue
 from .options import add_force_arg, add_sampling_args, add_subcommand, sampling_options
-
-STATUS_EVERY_SECONDS = 2.0  # audio problems are reported at most this often
 
 DESCRIPTION = """\
 Full-duplex voice chat in the terminal: speak into the microphone and Moshi answers
@@ -81,63 +78,9 @@ def _device(value: str) -> int | str:
     return int(value) if value.isdigit() else value
 
 
-class Printer:
-    """Moshi's words on stdout as they come; audio problems on stderr, on their own line."""
-
-    def __init__(self, out: TextIO | None = None, err: TextIO | None = None):
-        self.out, self.err = out or sys.stdout, err or sys.stderr
-        self._line_open = False
-        self._last = (0, 0)
-        self._reported_at = 0.0
-
-    def text(self, piece: str) -> None:
-        self.out.write(piece)
-        self.out.flush()
-        self._line_open = True
-
-    def status(self, message: str) -> None:
-        if self._line_open and self.out.isatty() and self.err.isatty():
-            self.out.write("\n")
-            self.out.flush()
-            self._line_open = False
-        self.err.write(f"[{message}]\n")
-        self.err.flush()
-
-    def audio_problems(self, counters: tuple[int, int], final: bool = False) -> None:
-        """Report new underruns / dropped frames (rate-limited, unless `final`)."""
-        now = time.monotonic()
-        if counters == self._last or (not final and now - self._reported_at < STATUS_EVERY_SECONDS):
-            return
-        underruns, dropped = (c - p for c, p in zip(counters, self._last, strict=True))
-        parts = [f"underrun x{underruns}: Moshi's audio came late"] if underruns else []
-        parts += [f"lagging: dropped {dropped} input frames"] if dropped else []
-        self.status("; ".join(parts))
-        self._last, self._reported_at = counters, now
-
-    def end(self) -> None:
-        if self._line_open:
-            self.out.write("\n")
-            self.out.flush()
-
-
-class Recorder:
-    """Both voices, for --save: stereo, the user left and Moshi right."""
-
-    def __init__(self) -> None:
-        self.user: list[np.ndarray] = []
-        self.moshi: list[np.ndarray] = []
-
-    def save(self, path: Path) -> None:
-        user = np.concatenate(self.user) if self.user else np.zeros(0, dtype=np.float32)
-        moshi = np.concatenate(self.moshi) if self.moshi else np.zeros(0, dtype=np.float32)
-        stereo = np.zeros((max(len(user), len(moshi)), 2), dtype=np.float32)
-        stereo[: len(user), 0], stereo[: len(moshi), 1] = user, moshi
-        write_wav(path, stereo)
-
-
 def run(args: argparse.Namespace) -> int:
     if args.list_devices:
-        print(import_sounddevice().query_devices())
+        print(list_devices())
         return 0
     if (args.input_file is None) != (args.output_file is None):
         raise UserError("--input-file and --output-file go together (they replace the sound card)")
@@ -180,18 +123,26 @@ def _conversation(args: argparse.Namespace, audio: AudioIO, talk: Callable[[Prin
     printer, recorder = Printer(), Recorder()
     if audio.realtime and sys.stderr.isatty():
         printer.status("talk to Moshi; Ctrl-C to end")
+    failure: UserError | None = None
     try:
         audio.start()
         talk(printer, recorder)
     except KeyboardInterrupt:
         pass
+    except UserError as e:  # the server or the sound card went away: the recording is kept
+        failure = e
     finally:
         audio.close()
         printer.end()
         printer.audio_problems(audio.counters(), final=True)
+    if failure is not None and not recorder.user:  # refused at once: nothing to keep
+        raise failure
     audio.finish()
     if args.save is not None:
         recorder.save(Path(args.save))
+    if failure is not None:
+        kept = [str(p) for p in (args.output_file, args.save) if p is not None]
+        raise UserError(f"{failure}; kept what was recorded: {', '.join(kept)}" if kept else str(failure))
     return 0
 
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import torch
 
 from ..codec import Mimi
-from ..kernels import int8
 from ..lm import LMModel
+from ..lm.lora import has_lora
 from ..models import ModelFiles
+from ..quantize import apply, apply_lm
 
 DIALOGUE_REPO = "kyutai/moshiko-pytorch-bf16"
 STT_REPO = "kyutai/stt-1b-en_fr"
@@ -34,6 +35,14 @@ def add_model_args(parser: argparse.ArgumentParser, default_repo: str) -> None:
         help="Kyutai config.json (file names in it may be hub names, paths relative to it, or file:// URIs)",
     )
     g.add_argument(
+        "--lora-weight",
+        help="LoRA adapters (a safetensors file from `moshi train lm` or moshi-finetune) to apply "
+        "to the LM; a config.json with `lora: true` names its own",
+    )
+    g.add_argument(
+        "--fuse-lora", action="store_true", help="merge the LoRA adapters into the weights (faster steps)"
+    )
+    g.add_argument(
         "--device", default=None, help="cuda, cuda:N or cpu (default: cuda when available, else cpu)"
     )
     g.add_argument(
@@ -46,7 +55,7 @@ def add_model_args(parser: argparse.ArgumentParser, default_repo: str) -> None:
         "--int8",
         action="store_true",
         help="CPU only, approximate: int8 weights for the LM's and Mimi's matrix products "
-        "(~20-25%% faster; see moshi/kernels/int8.py)",
+        "(~20-25%% faster; see moshi/quantize.py)",
     )
 
 
@@ -56,8 +65,10 @@ def quantize_if_asked(args: argparse.Namespace, device: torch.device, lm: LMMode
         return
     if device.type != "cpu":
         raise UserError("--int8 is a CPU option (on a GPU, use --dtype bfloat16)")
-    int8.apply_lm(lm)
-    int8.apply(mimi)
+    if has_lora(lm):
+        raise UserError("--int8 needs the LoRA adapters merged: add --fuse-lora")
+    apply_lm(lm)
+    apply(mimi)
 
 
 def device_of(args: argparse.Namespace) -> torch.device:
@@ -68,6 +79,14 @@ def device_of(args: argparse.Namespace) -> torch.device:
         raise UserError(f"unknown device {name!r}: use cpu, cuda or cuda:N") from e
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda was asked for, but no CUDA GPU is available (try --device cpu)")
+    if device.type == "cpu" and device.index not in (None, 0):
+        raise UserError(f"--device {name}: the CPU has no index (use --device cpu)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(
+            f"--device {name}: there are {torch.cuda.device_count()} CUDA GPUs (cuda:0 is the first)"
+        )
+    if device.type not in ("cpu", "cuda"):
+        raise UserError(f"unknown device {name!r}: use cpu, cuda or cuda:N")
     return device
 
 
@@ -86,6 +105,7 @@ def model_files(args: argparse.Namespace) -> ModelFiles:
             mimi_weight=args.mimi_weight,
             tokenizer=args.tokenizer,
             config=Path(args.config) if args.config and "://" not in args.config else args.config,
+            lora_weight=getattr(args, "lora_weight", None),
         )
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from e

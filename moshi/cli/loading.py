@@ -72,7 +72,7 @@ def load(args: argparse.Namespace, files: ModelFiles) -> Loaded:
     """Weights, codec and tokenizer, on the device and dtype the flags ask for."""
     device = device_of(args)
     try:
-        lm = files.load_lm(device=device, dtype=dtype_of(args, device))
+        lm = files.load_lm(device=device, dtype=dtype_of(args, device), fuse_lora=args.fuse_lora)
         mimi = files.load_mimi(device=device)
         tokenizer = files.load_tokenizer()
     except (FileNotFoundError, ValueError) as e:

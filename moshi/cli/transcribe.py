@@ -109,6 +109,8 @@ def _output_paths(args: argparse.Namespace, names: list[str]) -> list[Path] | No
     out = Path(args.output)
     if len(names) == 1 and not out.is_dir():
         return [out]
+    if out.suffix and not out.is_dir():
+        raise UserError(f"-o {out} names a file, but {len(names)} inputs need a folder: give -o DIR")
     check_output_dir(out)
     return [out / f"{name}.{args.format}" for name in names]
 

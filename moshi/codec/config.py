@@ -71,6 +71,62 @@ class MimiConfig:
         return asdict(self)
 
     @classmethod
+    def preset(cls, name: str, **overrides: Any) -> MimiConfig:
+        """A named architecture of MIMI_PRESETS, with some fields changed."""
+        if name not in MIMI_PRESETS:
+            raise ValueError(f"unknown Mimi preset {name!r}; expected one of {', '.join(MIMI_PRESETS)}")
+        return cls(**{**MIMI_PRESETS[name], **overrides})
+
+    def to_kyutai(self, layer_scale: float = 0.01) -> dict[str, Any]:
+        """This configuration in Kyutai's Mimi config format (what `from_kyutai` reads back).
+        `layer_scale` is the transformers' initial LayerScale, kept for Kyutai's loader."""
+        d = self.dimension
+        seanet = {
+            "channels": self.channels,
+            "dimension": d,
+            "causal": True,
+            "n_filters": self.n_filters,
+            "n_residual_layers": self.n_residual_layers,
+            "activation": "ELU",
+            "compress": self.compress,
+            "dilation_base": self.dilation_base,
+            "disable_norm_outer_blocks": 0,
+            "kernel_size": self.kernel_size,
+            "residual_kernel_size": self.residual_kernel_size,
+            "last_kernel_size": self.last_kernel_size,
+            "norm": "none",
+            "pad_mode": "constant",
+            "ratios": list(self.ratios),
+            "true_skip": True,
+        }
+        quantizer = {
+            "dimension": self.codebook_dim,
+            "n_q": self.total_codebooks,
+            "n_q_semantic": self.semantic_codebooks,
+            "bins": self.codebook_size,
+            "input_dimension": d,
+            "output_dimension": d,
+        }
+        transformer = {
+            "d_model": d,
+            "num_heads": self.num_heads,
+            "num_layers": self.num_layers,
+            "causal": True,
+            "layer_scale": layer_scale,
+            "context": self.context,
+            "conv_layout": True,
+            "max_period": self.max_period,
+            "gating": "none",
+            "norm": "layer_norm",
+            "positional_embedding": "rope",
+            "dim_feedforward": self.dim_feedforward,
+            "input_dimension": d,
+            "output_dimensions": [d],
+        }
+        rates = {"sample_rate": self.sample_rate, "channels": self.channels, "frame_rate": self.frame_rate}
+        return {**rates, "seanet": seanet, "quantizer": quantizer, "transformer": transformer}
+
+    @classmethod
     def from_kyutai(cls, config: dict[str, Any] | str | Path) -> MimiConfig:
         """Build from Kyutai's Mimi config format (`loaders._mimi_config`, a `mimi_config_name`
         json): top-level rates plus `seanet`, `quantizer` and `transformer` sections.
@@ -135,3 +191,21 @@ class MimiConfig:
         for r in (reader, sea, quant, tr):
             r.warn_unknown()
         return cls(**kwargs)
+
+
+# Named architectures: MimiConfig(**MIMI_PRESETS[name]), or MimiConfig.preset(name).
+MIMI_PRESETS: dict[str, dict[str, Any]] = {
+    "mimi": {},  # the released model (79 M parameters, 32 codebooks of 2048)
+    # The project's own small codec (issue 13): 8 codebooks of 256 at 12.5 Hz, 5.5 M parameters
+    # (22 MB in float32), SEANet 4x narrower, two transformer layers each side.
+    "mimi-small": dict(
+        n_filters=16,
+        dimension=256,
+        num_layers=2,
+        num_heads=4,
+        dim_feedforward=1024,
+        codebook_dim=64,
+        codebook_size=256,
+        total_codebooks=8,
+    ),
+}

@@ -1,7 +1,8 @@
-"""Building Mimi and loading Kyutai's released weights into it."""
+"""Building Mimi and loading Kyutai's released weights into it; saving in the same layout."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,27 @@ _RENAMES = [
 ]
 
 
+# The way back, to the key names of Kyutai's released file (the older, unsplit attention).
+_RENAMES_BACK = [
+    (re.compile(r"^downsample\.conv\."), "downsample.conv.conv.conv."),
+    (re.compile(r"^upsample\.convtr\."), "upsample.convtr.convtr.convtr."),
+    (re.compile(r"(?<!conv)\.conv\.(weight|bias)$"), r".conv.conv.\1"),
+    (re.compile(r"^(?!upsample)(.*)\.convtr\.(weight|bias)$"), r"\1.convtr.convtr.\2"),
+    (re.compile(r"_transformer\.layers\."), "_transformer.transformer.layers."),
+    (re.compile(r"\.codebooks\.(\d+)\."), r".vq.layers.\1._codebook."),
+]
+
+
 def checkpoint_to_ours(key: str) -> str:
     """Map a key of Kyutai's Mimi checkpoint to this implementation's parameter name."""
     for pattern, repl in _RENAMES:
+        key = pattern.sub(repl, key)
+    return key
+
+
+def ours_to_checkpoint(key: str) -> str:
+    """Map this implementation's parameter name to the key of Kyutai's released Mimi file."""
+    for pattern, repl in _RENAMES_BACK:
         key = pattern.sub(repl, key)
     return key
 
@@ -65,3 +84,15 @@ def load_mimi(
         model = Mimi(cfg, num_codebooks=num_codebooks)
     load_into(model, state, checkpoint_to_ours, torch.float32, source=str(path))
     return model.eval()
+
+
+def save_mimi(mimi: Mimi, weights: str | Path, config: str | Path) -> None:
+    """Write `mimi` as Kyutai's release does: a safetensors file with Kyutai's key names
+    (float32) and the config json in Kyutai's format; `load_mimi(weights, config)` reads them."""
+    from safetensors.torch import save_file
+
+    state = {
+        ours_to_checkpoint(k): v.detach().float().contiguous().cpu() for k, v in mimi.state_dict().items()
+    }
+    save_file(state, str(weights))
+    Path(config).write_text(json.dumps(mimi.config.to_kyutai(), indent=1) + "\n")

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from ..nn import streaming as st
 from .config import MimiConfig
 from .conv import CausalConv1d, CausalConvTranspose1d
-from .quantizer import SplitResidualVQ
+from .quantizer import Quantized, SplitResidualVQ, VQTraining
 from .seanet import SEANetDecoder, SEANetEncoder
 from .transformer import CodecTransformer
 
@@ -104,9 +104,15 @@ class Mimi(nn.Module):
         self._check_pcm(pcm)
         if self._stream_batch is None:
             pcm = F.pad(pcm, (0, -pcm.shape[-1] % self.frame_size))
-        x = self.encoder(pcm)
-        x = self.encoder_transformer(x)
-        return self.downsample(x)
+        return self._latent(pcm)
+
+    def _latent(self, pcm: Tensor) -> Tensor:
+        """pcm [B, 1, F * frame_size] -> latent [B, dimension, F]."""
+        return self.downsample(self.encoder_transformer(self.encoder(pcm)))
+
+    def _synthesize(self, latent: Tensor) -> Tensor:
+        """latent [B, dimension, F] -> pcm [B, 1, F * frame_size]."""
+        return self.decoder(self.decoder_transformer(self.upsample(latent)))
 
     @torch.no_grad()
     def encode(self, pcm: Tensor) -> Tensor:
@@ -123,9 +129,23 @@ class Mimi(nn.Module):
     @full_float32
     def decode(self, codes: Tensor) -> Tensor:
         """codes [B, K, F] -> pcm [B, 1, F * frame_size]."""
-        x = self.upsample(self.decode_latent(codes))
-        x = self.decoder_transformer(x)
-        return self.decoder(x)
+        return self._synthesize(self.decode_latent(codes))
+
+    def forward(
+        self, pcm: Tensor, num_codebooks: int | None = None, opts: VQTraining | None = None
+    ) -> tuple[Tensor, Quantized]:
+        """Training's differentiable round trip: pcm [B, 1, F * frame_size] -> (reconstruction
+        [B, 1, F * frame_size], the quantizer's output with codes [B, n, F]). n is
+        `num_codebooks` (default: every codebook); in training mode the quantizer also
+        learns (EMA codebooks, dropout, quantization rate: see `VQTraining`). Offline only."""
+        self._check_pcm(pcm)
+        if self.is_streaming or pcm.shape[-1] % self.frame_size:
+            raise ValueError(
+                f"forward takes whole frames offline: T must be a multiple of {self.frame_size}, "
+                f"got {pcm.shape[-1]}{' while streaming' if self.is_streaming else ''}"
+            )
+        q = self.quantizer(self._latent(pcm), num_codebooks or self.total_codebooks, opts)
+        return self._synthesize(q.latent), q
 
     # -- streaming -------------------------------------------------------------------------
     @contextmanager
@@ -138,10 +158,6 @@ class Mimi(nn.Module):
                 yield
             finally:
                 self._stream_batch = None
-
-    @property
-    def is_streaming(self) -> bool:
-        return self._stream_batch is not None
 
     def reset_streaming(self, mask: Tensor | None = None) -> None:
         """Restart every stream, or those where `mask` [B] (bool) is True."""

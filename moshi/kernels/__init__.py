@@ -4,6 +4,6 @@ conv        convolutions as one matrix product: exact, used automatically for bi
 topk_head   the text token from the candidate rows of a bfloat16 screen: the same tokens
             (proven bound), used automatically on CPUs with bfloat16 instructions
 cuda_graph  a step replayed as one CUDA graph
-int8        int8 weights for the big matrix products: opt-in (`int8.apply(mimi)`,
-            `int8.apply_lm(lm)`), approximate
+int8        int8 weights for the big matrix products: approximate, opt-in through
+            moshi.quantize (`quantize.apply(mimi)`, `quantize.apply_lm(lm)`)
 """

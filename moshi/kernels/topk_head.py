@@ -62,7 +62,6 @@ class TopKHead:
         if w.dim() != 2 or w.dtype != torch.float32 or w.device.type != "cpu":
             raise ValueError(f"TopKHead needs a float32 CPU weight [V, D], got {w.dtype} {list(w.shape)}")
         self.weight = w
-        self._key = weight_key(weight)
         rounded = w.to(torch.bfloat16)
         # oneDNN's packed layout where it multiplies bfloat16 natively; F.linear elsewhere
         # (the same bound holds, it is just slower).
@@ -86,10 +85,6 @@ class TopKHead:
             and bfloat16_products_available()
         )
         return cls(weight) if usable else None
-
-    def is_for(self, weight: Tensor) -> bool:
-        """Whether this head still matches `weight` (the same storage, not written since)."""
-        return weight_key(weight) == self._key
 
     def candidates(self, x: Tensor, k: int) -> tuple[Tensor, Tensor]:
         """x [B, D] float32, 1 <= k <= V -> (logits [B, N] float32, rows [N] int64), N >= k:

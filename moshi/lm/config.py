@@ -160,6 +160,9 @@ class KyutaiConfig:
     model_id: dict[str, Any] = field(default_factory=dict)
     # Kyutai's q8 files: every LM linear weight stored int8 with a row scale (`weight_scb`).
     quantize: bool = False
+    # A LoRA fine-tune (`lora: true`): the adapters' file and scaling (see lora.py).
+    lora_name: str | None = None
+    lora_scaling: float | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)  # as read, for the TTS parts
 
     def to_dict(self) -> dict[str, Any]:
@@ -207,7 +210,6 @@ class KyutaiConfig:
         for key in (
             "depformer_causal",
             "gradient_checkpointing",
-            "lora_name",
             "depformer_context",
             "depformer_max_period",
             "autocast",
@@ -264,11 +266,13 @@ class KyutaiConfig:
             ("bias_ff", False),
             ("bias_attn", False),
             ("kv_repeat", 1),
-            ("lora", False),
             ("same_initial", False),
         ):
             r.require(key, supported)
-        for key in ("lora_rank", "lora_scaling"):  # meaningful only with lora, refused above
+        if r.pop("lora", False):
+            extras["lora_name"] = r.pop("lora_name")
+            extras["lora_scaling"] = float(r.pop("lora_scaling", 2.0))  # Kyutai's default
+        for key in ("lora_rank", "lora_scaling", "lora_name"):  # the rank: the file's tensors say it
             r.pop(key)
         _parse_depformer_sharing(r, lm)
         # Conditioning (text-to-speech): typed, checked against each other in LMConfig.

@@ -144,7 +144,12 @@ def run_substep(
     x = apply_linear(sub.input, h) + sub.embedding(previous_token, nonnegative)
     N, D = x.shape
     k = sub.k
-    for w, keys, values in zip(sub.layers, cache.keys, cache.values, strict=True):
+    copy = torch.is_grad_enabled()  # training: autograd keeps the cache of sub-steps < k
+    for i, w in enumerate(sub.layers):
+        keys, values = cache.keys[i], cache.values[i]
+        if copy:  # so write this sub-step's keys and values into a copy
+            keys = cache.keys[i] = keys.clone()
+            values = cache.values[i] = values.clone()
         y = rms_norm(x, w.norm1, w.eps)
         q, key, value = apply_linear(w.qkv, y).view(N, 3, sub.num_heads, -1).unbind(1)  # [N, H, Dh]
         keys.select(2, k).copy_(key)

@@ -13,6 +13,7 @@ from torch import Tensor
 from ..checkpoint import load_into, read_state_dict
 from ..hub import DEFAULT_REPO, hf_download, is_repo_id, locate
 from .config import KyutaiConfig, LMConfig
+from .lora import load_lora, merge_lora
 from .model import LMModel
 
 MOSHI_NAME = "model.safetensors"
@@ -130,6 +131,8 @@ def load_lm(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     n_q: int | None = None,
+    lora_weights: str | Path | None = None,
+    fuse_lora: bool = False,
 ) -> LMModel:
     """An LM with Kyutai's weights, in eval mode.
 
@@ -143,6 +146,8 @@ def load_lm(
         the int8 kernels (`--int8`) quantize them again by the same row-absmax rule, which
         gives back the file's int8 values from float32.
     n_q: keep only this many audio codebooks (text-to-speech models; see `keep_codebooks`).
+    lora_weights: LoRA adapters to apply (lora.py), their scaling from the Kyutai config's
+        `lora_scaling`, else from the file; `fuse_lora`: merge them into the weights.
     """
     if dtype not in (torch.float32, torch.bfloat16, torch.float16):
         raise ValueError(f"dtype must be float32, bfloat16 or float16, got {dtype}")
@@ -164,6 +169,11 @@ def load_lm(
     with torch.device("meta"):
         model = LMModel(cfg)
     load_into(model, state, lambda k: k, None, source=str(path))
+    if lora_weights is not None:
+        scaling = config.lora_scaling if isinstance(config, KyutaiConfig) else None
+        load_lora(model, locate(lora_weights), scaling=scaling)
+        if fuse_lora:
+            merge_lora(model)
     return model.eval()
 
 

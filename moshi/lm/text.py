@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .config import LMConfig
+
 SPACE_MARK = "\u2581"  # SentencePiece's "▁": a word starts here
 
 
@@ -12,7 +14,11 @@ class TextTokenizer:
     the piece with "▁" shown as a space, or None for padding tokens (PAD, end-of-padding)
     and control pieces."""
 
-    def __init__(self, path: str | Path, hidden_ids: tuple[int, ...] = (0, 3)):
+    def __init__(
+        self,
+        path: str | Path,
+        hidden_ids: tuple[int, ...] = (LMConfig.text_end_padding_id, LMConfig.text_padding_id),
+    ):
         import sentencepiece
 
         path = Path(path)

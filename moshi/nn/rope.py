@@ -28,12 +28,3 @@ def rotate(x: Tensor, rotation: Tensor) -> Tensor:
         return rotate(x.float(), rotation).to(x.dtype)
     xc = torch.view_as_complex(x.unflatten(-1, (-1, 2)))
     return torch.view_as_real(xc * rotation).flatten(-2)
-
-
-def apply_rope(q: Tensor, k: Tensor, positions: Tensor, max_period: float) -> tuple[Tensor, Tensor]:
-    """Rotate queries and keys by their absolute positions.
-
-    q, k: [B, H, T, D] (D even); positions: [B, T]. Returns q, k rotated, in their dtype.
-    """
-    rotation = rope_rotation(positions, q.shape[-1], max_period)[:, None]  # [B, 1, T, D/2]
-    return rotate(q, rotation), rotate(k, rotation)

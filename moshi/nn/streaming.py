@@ -6,8 +6,8 @@ carries a typed state between calls: conv buffers, KV caches, position offsets.
 
     with streaming(model, batch_size=2):     # every StreamingModule inside gets a fresh state
         y1 = model(x1)                       # chunk 1
-        reset_streaming(model, mask)         # restart some batch items (one server slot)
-        set_exec_mask(model, active)         # items with active=False keep their state as is
+        reset_streaming(model, 2, mask)      # restart some batch items (one server slot)
+        set_exec_mask(model, 2, active)      # items with active=False keep their state as is
         y2 = model(x2)                       # chunk 2
 
 States are per batch item, so one item can be reset or paused without touching the others.

@@ -39,9 +39,17 @@ HANDSHAKE = b"\x00"
 MAX_MESSAGE_BYTES = 64 * 1024
 
 # The websocket route, and the query parameters Kyutai's web client already sends that we
-# honour (the server validates their ranges); `AUTH_PARAM` carries an optional token.
+# honour (the server validates their ranges), each with the `SamplingOptions` field it sets;
+# `AUTH_PARAM` carries an optional token. web/protocol.js lists the same (a test checks).
 CHAT_PATH = "/api/chat"
-QUERY_PARAMS = ("text_temperature", "text_topk", "audio_temperature", "audio_topk", "text_seed", "audio_seed")
+QUERY_PARAMS = {
+    "text_temperature": "temp_text",
+    "text_topk": "top_k_text",
+    "audio_temperature": "temp",
+    "audio_topk": "top_k",
+    "text_seed": "text_seed",
+    "audio_seed": "audio_seed",
+}
 AUTH_PARAM = "auth_token"
 
 

@@ -7,7 +7,6 @@ from typing import Any
 import torch
 
 from ..codec import Mimi
-from ..lm import load_lm
 from ..models import ModelFiles
 from .options import TTSConfig
 from .tts import TTS
@@ -19,12 +18,14 @@ def load_tts(
     dtype: torch.dtype = torch.float32,
     n_q: int | None = None,
     cuda_graphs: bool = True,
+    fuse_lora: bool = False,
     **options: Any,
 ) -> tuple[TTS, Mimi]:
     """The TTS and its codec. `n_q`: generate only the first n_q audio codebooks (faster,
-    coarser; the released model has 32). `options`: see `TTSOptions`."""
+    coarser; the released model has 32). `fuse_lora`: merge the LoRA adapters (if any) into the
+    weights. `options`: see `TTSOptions`."""
     config = TTSConfig.parse(files.config)  # before loading anything: is this a TTS model?
-    lm = load_lm(files.lm_weights, files.config, device=device, dtype=dtype, n_q=n_q)
+    lm = files.load_lm(device, dtype, n_q, fuse_lora)
     tts = TTS(
         lm,
         files.load_tokenizer(),

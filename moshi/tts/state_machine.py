@@ -32,10 +32,12 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 
+from ..lm.config import LMConfig
 from .script import Entry
 
-NEW_WORD = 0  # text token: a word starts here
-PAD = 3  # text token: nothing new here
+# Kyutai's text ids (a model's config may name others: `text_end_padding_id`, `text_padding_id`)
+NEW_WORD = LMConfig.text_end_padding_id  # text token: a word starts here
+PAD = LMConfig.text_padding_id  # text token: nothing new here
 
 
 class WordStateMachine:
@@ -47,12 +49,15 @@ class WordStateMachine:
         complete: bool = True,
         second_stream_ahead: int = 0,
         mux_card: int = 0,
+        new_word: int = NEW_WORD,
+        pad: int = PAD,
     ):
         if max_padding < 0 or initial_padding < 0 or second_stream_ahead < 0:
             raise ValueError("max_padding, initial_padding and second_stream_ahead must be >= 0")
         if second_stream_ahead and mux_card <= 0:
             raise ValueError("a second text stream needs mux_card (the text vocabulary + 1)")
         self.max_padding = max_padding
+        self.new_word, self.pad = new_word, pad
         self.ahead, self.mux_card = second_stream_ahead, mux_card
         self.lookahead: deque[int] = deque()  # second stream: tokens of a word to come
         self.entries: deque[Entry] = deque(entries)
@@ -84,13 +89,13 @@ class WordStateMachine:
 
     def process(self, step: int, token: int) -> int:
         """The model predicted `token` at `step`: the token to feed it instead."""
-        if token not in (NEW_WORD, PAD):
-            token = PAD
+        if token not in (self.new_word, self.pad):
+            token = self.pad
         if self.queued or self.forced > 0:
-            token = PAD
+            token = self.pad
         elif self.budget <= 0:
-            token = NEW_WORD
-        if token == NEW_WORD:
+            token = self.new_word
+        if token == self.new_word:
             if self.entries:
                 entry = self.entries.popleft()
                 self.consumed.append((entry, step))
@@ -99,16 +104,16 @@ class WordStateMachine:
                     self.queued.extend(entry.tokens)
                     self.budget = self.max_padding
                     if not self.ahead:
-                        return NEW_WORD
+                        return self.new_word
                     self.lookahead.extend(self._word_ahead())
-                    return self._mux(self.queued.popleft(), NEW_WORD)
+                    return self._mux(self.queued.popleft(), self.new_word)
             elif self.complete and self.end_step is None:
                 self.end_step = step
                 if self.ahead:
-                    return self._mux(PAD, NEW_WORD)
+                    return self._mux(self.pad, self.new_word)
         self.budget = max(0, self.budget - 1)
         self.forced = max(0, self.forced - 1)
-        main = self.queued.popleft() if self.queued else PAD
+        main = self.queued.popleft() if self.queued else self.pad
         return self._mux(main, self.lookahead.popleft() if self.lookahead else None)
 
     def _word_ahead(self) -> tuple[int, ...]:

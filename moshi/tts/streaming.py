@@ -1,7 +1,7 @@
 """Speech out as it is generated: each frame's audio tokens decoded through Mimi at once, so
 the first audio is ready `delay_steps` steps after the start, long before the text is done.
 
-    stream = speak_stream(tts, mimi, ["Hello there."], voices=[...])
+    stream = SpeechStream(tts, mimi, ["Hello there."], voices=[...])
     for chunk in stream:          # one 80 ms chunk per frame
         play(chunk.pcm)
     stream.result.words           # the word timings, once done

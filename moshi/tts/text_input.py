@@ -3,7 +3,7 @@ feeder that turns text into entries for the word state machine.
 
     text = TextInput()
     # another thread: text.write("Hello the"); text.write("re, how are"); text.close()
-    for chunk in tts.stream(text, voices=[...]): play(chunk.pcm)
+    for chunk in SpeechStream(tts, mimi, text, voices=[...]): play(chunk.pcm)
 
 Pieces may cut words anywhere: a word is only fed once white space (or a break, or the end
 of the text) follows it. When the machine runs out of words before the text is complete,

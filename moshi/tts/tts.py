@@ -110,7 +110,9 @@ class TTS:
                 f"not a text-to-speech model: it generates {config.dep_q} of its {config.n_q} streams"
             )
         self.model = model
-        self.tokenizer = tokenizer if isinstance(tokenizer, TextTokenizer) else TextTokenizer(tokenizer)
+        if not isinstance(tokenizer, TextTokenizer):
+            tokenizer = TextTokenizer(tokenizer, (config.text_end_padding_id, config.text_padding_id))
+        self.tokenizer = tokenizer
         self.options = TTSOptions(delay_steps=delay_steps, **options)  # type: ignore[arg-type]
         if self.options.second_stream_ahead and not config.demux_second_text_stream:
             raise ValueError(
@@ -306,4 +308,6 @@ class TTS:
             complete=complete,
             second_stream_ahead=o.second_stream_ahead,
             mux_card=self.model.config.text_mux_card,
+            new_word=self.model.config.text_end_padding_id,
+            pad=self.model.config.text_padding_id,
         )

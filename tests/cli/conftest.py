@@ -1,76 +1,37 @@
 """Tiny model folders laid out as Kyutai's repos (config.json naming the files beside it),
 short speech files, and a way to run `moshi ...` in-process and see what it printed."""
 
-import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from moshi.cli.main import main
-from tests.helpers import FIXTURES
+from tests.support.fixtures import MOSHI_TINY, STT_CONFIG, STT_TINY, tiny_model_dir
 
 SR = 24000
-STT_CONFIG = {"audio_silence_prefix_seconds": 0.16, "audio_delay_seconds": 0.24}
 
 
-@pytest.fixture(autouse=True, scope="package")
-def one_torch_thread():
-    """The tiny models gain nothing from more threads, and two OpenMP threads collapse
-    (steps 10x slower) when other processes share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def model_dir(root: Path, lm: str, extra: dict) -> Path:
-    """A folder laid out as a Kyutai repo, for the tiny LM fixture `lm`; returns its config.json."""
-    root.mkdir(parents=True)
-    shutil.copy(FIXTURES / lm / "weights.safetensors", root / "lm.safetensors")
-    shutil.copy(FIXTURES / "mimi_tiny" / "weights.safetensors", root / "mimi.safetensors")
-    shutil.copy(FIXTURES / "mimi_tiny" / "config.json", root / "mimi_config.json")
-    shutil.copy(FIXTURES / "tiny_spm_100.model", root / "tokenizer.model")
-    config = json.loads((FIXTURES / lm / "config.json").read_text())
-    config.update(
-        moshi_name="lm.safetensors",
-        mimi_name="mimi.safetensors",
-        mimi_config_name="mimi_config.json",
-        tokenizer_name="tokenizer.model",
-        **extra,
-    )
-    (root / "config.json").write_text(json.dumps(config))
-    return root / "config.json"
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread(one_torch_thread):
+    """Every command line test runs the tiny models on one thread (see tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")
 def dialogue_model(tmp_path_factory) -> list[str]:
     """Flags selecting the tiny dialogue model (offline, CPU)."""
-    config = model_dir(tmp_path_factory.mktemp("models") / "moshi", "moshi_lm_tiny", {"model_type": "moshi"})
+    config = tiny_model_dir(tmp_path_factory.mktemp("models") / "moshi", MOSHI_TINY, model_type="moshi")
     return ["--config", str(config), "--device", "cpu"]
 
 
 @pytest.fixture(scope="session")
 def stt_model(tmp_path_factory) -> list[str]:
     """Flags selecting the tiny speech-to-text model (offline, CPU)."""
-    config = model_dir(
-        tmp_path_factory.mktemp("models") / "stt",
-        "stt_lm_tiny",
-        {"model_type": "stt", "stt_config": STT_CONFIG},
+    config = tiny_model_dir(
+        tmp_path_factory.mktemp("models") / "stt", STT_TINY, model_type="stt", stt_config=STT_CONFIG
     )
     return ["--config", str(config), "--device", "cpu"]
-
-
-@pytest.fixture(scope="session")
-def speech() -> np.ndarray:
-    """6.9 s of espeak-ng speech, 24 kHz mono float32."""
-    pcm, sr = sf.read(FIXTURES / "hello_24k.wav", dtype="float32")
-    assert sr == SR
-    return pcm
 
 
 @pytest.fixture
@@ -107,7 +68,3 @@ def moshi(capsys):
         return Result(code, captured.out, captured.err)
 
     return run
-
-
-def files_under(path: Path) -> list[Path]:
-    return sorted(p for p in path.rglob("*") if p.is_file())

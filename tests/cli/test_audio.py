@@ -7,7 +7,7 @@ import torch
 
 from moshi.audio import AudioFileError, read_audio, resample, write_wav
 from moshi.codec import load_mimi
-from tests.helpers import FIXTURES
+from tests.support.fixtures import FIXTURES
 
 SR = 24000
 

@@ -6,7 +6,7 @@ import numpy as np
 import soundfile as sf
 
 from moshi.stt import SttTiming
-from tests.cli.conftest import STT_CONFIG
+from tests.support.fixtures import STT_CONFIG
 
 
 def check_words(doc: dict, duration: float) -> None:

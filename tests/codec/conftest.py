@@ -1,9 +1,7 @@
 import pytest
 
 from moshi.codec import Mimi, load_mimi
-from tests.helpers import FIXTURES, fixture_io
-
-TINY = FIXTURES / "mimi_tiny"
+from tests.support.fixtures import MIMI_TINY, fixture_io
 
 
 @pytest.fixture(scope="session")
@@ -13,4 +11,4 @@ def tiny_io():
 
 @pytest.fixture
 def tiny_mimi() -> Mimi:
-    return load_mimi(TINY / "weights.safetensors", TINY / "config.json", num_codebooks=8)
+    return load_mimi(MIMI_TINY / "weights.safetensors", MIMI_TINY / "config.json", num_codebooks=8)

@@ -1,13 +1,24 @@
-"""Mimi against Kyutai's reference outputs (tests/fixtures/mimi_tiny)."""
+"""Mimi against Kyutai's reference outputs (tests/fixtures/mimi_tiny), with the default conv
+paths and with the fast (matmul) conv path forced on every conv (the tiny model's convs are
+all below the size at which it is taken by itself)."""
 
+import pytest
 import torch
 
-from tests.helpers import rel_err
+from moshi.kernels import conv as fast
+from tests.support.fixtures import rel_err
 
 FRAME = 1920
 TOL = 1e-4
 
 
+@pytest.fixture(params=["default convs", "matmul convs"])
+def conv_paths(request, monkeypatch):
+    if request.param == "matmul convs":
+        monkeypatch.setattr(fast, "MATMUL_MIN_WEIGHTS", 0)
+
+
+@pytest.mark.usefixtures("conv_paths")
 def test_offline_encode_decode(tiny_mimi, tiny_io):
     codes = tiny_mimi.encode(tiny_io["pcm"])
     assert codes.dtype == torch.int64
@@ -16,6 +27,7 @@ def test_offline_encode_decode(tiny_mimi, tiny_io):
     assert rel_err(tiny_mimi.decode_latent(tiny_io["codes"]), tiny_io["latent"]) < TOL
 
 
+@pytest.mark.usefixtures("conv_paths")
 def test_offline_all_32_codebooks(tiny_mimi, tiny_io):
     tiny_mimi.set_num_codebooks(32)
     codes = tiny_mimi.encode(tiny_io["pcm"])
@@ -23,6 +35,7 @@ def test_offline_all_32_codebooks(tiny_mimi, tiny_io):
     assert rel_err(tiny_mimi.decode(tiny_io["codes_all"]), tiny_io["decoded_all"]) < TOL
 
 
+@pytest.mark.usefixtures("conv_paths")
 def test_streaming_one_frame_per_call(tiny_mimi, tiny_io):
     pcm, codes = tiny_io["pcm"], tiny_io["codes"]
     n = codes.shape[-1]

@@ -7,7 +7,7 @@ from moshi.codec import MimiConfig
 from moshi.codec.conv import CausalConv1d, CausalConvTranspose1d
 from moshi.codec.seanet import SEANetDecoder, SEANetEncoder
 from moshi.nn.streaming import streaming
-from tests.helpers import rel_err
+from tests.support.fixtures import rel_err
 
 FRAME = 1920
 
@@ -114,7 +114,8 @@ def test_streaming_state_is_per_context(tiny_mimi, tiny_io):
     with tiny_mimi.streaming(2):
         again = tiny_mimi.encode(frame)
     assert torch.equal(first, again)
-    assert not tiny_mimi.is_streaming
+    with pytest.raises(RuntimeError, match="needs streaming mode"):
+        tiny_mimi.reset_streaming()  # the state went with its context
 
 
 def _stream(module, x, chunk):

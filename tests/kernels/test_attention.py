@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from moshi.nn.attention import Attention, SharedStep
-from moshi.nn.rope import apply_rope
+from moshi.nn.rope import rope_rotation, rotate
 from moshi.nn.streaming import reset_streaming, set_exec_mask, streaming
 
 
@@ -73,9 +73,9 @@ CLOSE = dict(rtol=1e-5, atol=1e-5)
 def test_rope_matches_the_cos_sin_formula():
     q, k = torch.randn(2, 3, 5, 8), torch.randn(2, 3, 5, 8)
     positions = torch.tensor([[0, 1, 2, 3, 4], [100, 101, 102, 103, 104]])
-    rq, rk = apply_rope(q, k, positions, 10_000.0)
-    torch.testing.assert_close(rq, plain_rope(q, positions, 10_000.0), **CLOSE)
-    torch.testing.assert_close(rk, plain_rope(k, positions, 10_000.0), **CLOSE)
+    rotation = rope_rotation(positions, 8, 10_000.0)[:, None]  # [B, 1, T, D/2]
+    torch.testing.assert_close(rotate(q, rotation), plain_rope(q, positions, 10_000.0), **CLOSE)
+    torch.testing.assert_close(rotate(k, rotation), plain_rope(k, positions, 10_000.0), **CLOSE)
 
 
 @pytest.mark.parametrize("share", [True, False])

@@ -1,15 +1,16 @@
-"""The opt-in int8 weights (moshi.kernels.int8) stay within their stated tolerances of the
+"""The opt-in int8 weights (moshi.quantize, moshi.kernels.int8) stay within their stated tolerances of the
 exact float32 path. Tolerances are max-abs errors relative to the exact output's max-abs."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from moshi import quantize
 from moshi.codec import Mimi, MimiConfig, load_mimi
 from moshi.kernels import conv as fast
 from moshi.kernels import int8
 from moshi.lm import load_lm
-from tests.helpers import FIXTURES, fixture_io, rel_err
+from tests.support.fixtures import FIXTURES, fixture_io, rel_err
 
 TINY = FIXTURES / "mimi_tiny"
 FRAME = 1920
@@ -28,7 +29,7 @@ def test_int8_linear_is_close(rows, n, k):
 
 def test_apply_quantizes_the_transformers_and_the_big_convs():
     with torch.device("meta"):
-        mimi = int8.apply(Mimi(MimiConfig()))
+        mimi = quantize.apply(Mimi(MimiConfig()))
     layer = mimi.encoder_transformer.layers[0]
     for module in (layer.self_attn.in_proj, layer.self_attn.out_proj, layer.linear1, layer.linear2):
         assert isinstance(module, int8.Int8Linear)
@@ -43,7 +44,7 @@ def mimis(monkeypatch):
     """The tiny model exactly, and in int8 with every conv on the matmul path."""
     monkeypatch.setattr(fast, "MATMUL_MIN_WEIGHTS", 0)
     load = lambda: load_mimi(TINY / "weights.safetensors", TINY / "config.json")  # noqa: E731
-    return load(), int8.apply(load())
+    return load(), quantize.apply(load())
 
 
 def _stream_codes(mimi, pcm):
@@ -80,7 +81,7 @@ def test_int8_lm_is_close():
     d = FIXTURES / "moshi_lm_tiny"
     io = fixture_io("moshi_lm_tiny")
     exact = load_lm(d / "weights.safetensors", d / "config.json")
-    approx = int8.apply_lm(load_lm(d / "weights.safetensors", d / "config.json"))
+    approx = quantize.apply_lm(load_lm(d / "weights.safetensors", d / "config.json"))
     assert isinstance(approx.text_linear, int8.Int8Linear)
     assert approx.depformer.layers[0].self_attn.out_projs is not None
     with torch.no_grad():

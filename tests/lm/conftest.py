@@ -1,10 +1,7 @@
 import pytest
 
 from moshi.lm import load_lm
-from tests.helpers import FIXTURES, fixture_io
-
-MOSHI_TINY = FIXTURES / "moshi_lm_tiny"
-STT_TINY = FIXTURES / "stt_lm_tiny"
+from tests.support.fixtures import MOSHI_TINY, STT_TINY, fixture_io
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from moshi.lm.generator import Generator
 from moshi.lm.guidance import Guidance
 from moshi.lm.sampling import make_generator, sample
 from moshi.nn import streaming as st
-from tests.helpers import FIXTURES, rel_err
+from tests.support.fixtures import FIXTURES, rel_err
 
 TTS = FIXTURES / "tts_lm_tiny"
 VOICE = TensorCondition(torch.randn(50, 32), torch.arange(50) < 10)

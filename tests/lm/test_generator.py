@@ -5,7 +5,6 @@ import torch
 
 from moshi.lm.generator import Generator
 from moshi.lm.guidance import Guidance
-from moshi.lm.layers import rms_norm
 from moshi.lm.sampling import SamplingOptions
 
 
@@ -166,28 +165,6 @@ def test_outputs_are_ordinary_tensors(moshi_lm, stt_lm):
     assert heads and not any(h.is_inference() for h in heads)
 
 
-def test_a_training_forward_after_generation_steps(moshi_lm, moshi_io):
-    """The step runs in inference mode on a CPU; nothing it caches may leak into autograd."""
-    gen = Generator(moshi_lm, temp=0, temp_text=0)
-    with gen.streaming(1):
-        _steps(gen, moshi_io["user_codes"][:1, :, :6])
-    try:
-        moshi_lm(torch.zeros(1, 17, 6, dtype=torch.long)).text_logits.sum().backward()
-        assert moshi_lm.text_linear.weight.grad is not None
-    finally:
-        moshi_lm.zero_grad(set_to_none=True)
-
-
-def test_norm_constants_made_in_inference_mode_serve_autograd():
-    eps = 1.2345e-7  # a cache key of its own: made first below, in inference mode
-    x, alpha = torch.randn(2, 8), torch.ones(8)
-    with torch.inference_mode():
-        rms_norm(x, alpha, eps)
-    y = rms_norm(x.requires_grad_(), alpha, eps)
-    y.sum().backward()
-    assert x.grad is not None
-
-
 def test_sampling_keywords_make_the_options():
     options = SamplingOptions(temp=0.5, top_k_text=3, text_seed=9, audio_seed=9)
     assert SamplingOptions().replace(temp=0.5, top_k_text=3, seed=9) == options
@@ -221,3 +198,28 @@ def test_a_bad_exec_mask_names_the_shape(moshi_lm):
     gen = Generator(moshi_lm)
     with gen.streaming(2), pytest.raises(ValueError, match=r"shape \[B=2\], got torch.bool \[3\]"):
         gen.set_exec_mask(torch.ones(3, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("step_first", [True, False])
+def test_whole_sequence_forward_and_generator_steps_in_either_order(moshi_lm, step_first):
+    """The CPU step's inference mode leaves nothing behind that autograd cannot use: `lm(codes)`
+    (autograd on) works after a generator step, and a step works after it."""
+    from moshi.lm import layers
+
+    layers._norm_constants.cache_clear()  # made afresh, by whichever runs first
+    cfg = moshi_lm.config
+    codes = torch.zeros(1, cfg.num_streams, 4, dtype=torch.long)
+
+    def forward():
+        out = moshi_lm(codes)
+        assert out.logits.requires_grad and not out.logits.is_inference()
+
+    def steps():
+        gen = Generator(moshi_lm, temp=0.0, temp_text=0.0)
+        with gen.streaming(1):
+            for _ in range(3):
+                gen.step(torch.zeros(1, cfg.n_q - cfg.dep_q, 1, dtype=torch.long))
+
+    for run in (steps, forward) if step_first else (forward, steps):
+        run()
+    forward()

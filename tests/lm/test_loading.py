@@ -11,8 +11,7 @@ from moshi.lm import KyutaiConfig, LMConfig, load_lm
 from moshi.lm.generator import Generator
 from moshi.lm.text import TextTokenizer
 from moshi.models import ModelFiles
-from tests.helpers import FIXTURES, fake_hub_cache, rel_err, save_weights
-from tests.lm.conftest import MOSHI_TINY, STT_TINY
+from tests.support.fixtures import FIXTURES, MOSHI_TINY, STT_TINY, fake_hub_cache, rel_err, save_weights
 
 
 def _config(path=MOSHI_TINY):
@@ -59,7 +58,7 @@ def test_every_kind_of_key_is_accounted_for():
     [
         ("norm", "layer_norm", "config.norm='layer_norm' is not supported"),
         ("gating", "gelu", "config.gating"),
-        ("lora", True, "config.lora=True"),
+        ("kv_repeat", 2, "config.kv_repeat=2"),
         ("depformer_weights_per_step", False, "depformer_weights_per_step"),
         ("conditioners", {"x": {}}, "conditioners"),
     ],
@@ -162,6 +161,7 @@ def test_hub_repo_without_config_json_is_moshi_7b(tmp_path, monkeypatch):
         monkeypatch,
         "kyutai/moshiko-pytorch-bf16",
         {"model.safetensors": MOSHI_TINY / "weights.safetensors"},
+        absent=("config.json",),
     )
     with pytest.raises(ValueError, match=r"expected \[5632, 1024\], found \[176, 32\]"):
         load_lm("kyutai/moshiko-pytorch-bf16")

@@ -6,7 +6,7 @@ import torch
 
 from moshi.lm import LMConfig, LMModel
 from moshi.lm.generator import Generator
-from tests.helpers import FIXTURES, rel_err
+from tests.support.fixtures import FIXTURES, rel_err
 
 
 def test_training_forward(moshi_lm, moshi_io):

@@ -15,8 +15,7 @@ from moshi.lm import KyutaiConfig, LMConfig, LMModel, load_lm
 from moshi.lm.generator import Generator
 from moshi.lm.loading import Q8_SCALE_SUFFIX, dequantize_q8
 from moshi.models import ModelFiles
-from tests.helpers import FIXTURES, rel_err, save_weights
-from tests.lm.conftest import MOSHI_TINY
+from tests.support.fixtures import FIXTURES, MOSHI_TINY, rel_err, save_weights
 
 STT_26B = FIXTURES / "stt_26b_config.json"  # kyutai/stt-2.6b-en's config.json, as published
 STT_26B_FILE_BYTES = 5_234_275_128  # its model.safetensors (public file listing)

@@ -15,7 +15,7 @@ from moshi.lm.layers import ZERO_TOKEN, Embedding
 from moshi.lm.loading import FLOAT32_PREFIXES, keep_codebooks
 from moshi.tts import TTS
 from moshi.tts.options import TTSConfig
-from tests.helpers import FIXTURES, fixture_io, rel_err
+from tests.support.fixtures import FIXTURES, fixture_io, rel_err
 
 TINY = FIXTURES / "tts_16b_lm_tiny"
 MANIFEST = json.loads((FIXTURES / "tts_16b_checkpoint_keys.json").read_text())
@@ -65,7 +65,6 @@ def test_either_name_of_the_second_stream():
         ("depformer_low_rank_embeddings", 0, "must be >= 1"),
         ("depformer_low_rank_embeddings", 2.5, "must be an integer"),
         ("demux_second_stream", "yes", "must be true or false"),
-        ("text_card_out", 50, "config.text_card_out=50 is not supported"),
         ("depformer_dim_feedforward", [132] * 4, "as a list"),
     ],
 )

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from moshi.stream.opus import Framer, OpusDecoder, OpusEncoder, OpusError, check_stream_start
-from tests.web.test_ogg_interop import TOOLS, node, read_ogg
+from tests.support.ogg import TOOLS, node, read_ogg
 
 FRAME = 1920
 

@@ -2,6 +2,7 @@
 
 import contextlib
 import json
+import re
 import string
 from pathlib import Path
 
@@ -180,3 +181,21 @@ def test_decode_fuzz_structured(kind, text):
     """Random text behind each kind byte: mostly-valid payloads reach the JSON/UTF-8 paths."""
     with contextlib.suppress(ValueError):
         decode(bytes([kind]) + text.encode())
+
+
+def test_the_web_client_has_the_same_constants():
+    """web/protocol.js mirrors this module: the route, the limits and the chat URL's parameters."""
+    from moshi.stream import protocol
+
+    js = (Path(__file__).parents[2] / "web" / "protocol.js").read_text()
+
+    def const(name: str) -> str:
+        found = re.search(rf"^export const {name} = (.*?);$", js, flags=re.S | re.M)
+        assert found, f"web/protocol.js has no {name}"
+        return found.group(1)
+
+    assert re.findall(r'"(\w+)"', const("QUERY_PARAMS")) == list(protocol.QUERY_PARAMS)
+    assert const("AUTH_PARAM") == json.dumps(protocol.AUTH_PARAM)
+    assert const("CHAT_PATH") == json.dumps(protocol.CHAT_PATH)
+    assert eval(const("MAX_MESSAGE_BYTES")) == protocol.MAX_MESSAGE_BYTES
+    assert int(const("PROTOCOL_VERSION")) == protocol.PROTOCOL_VERSION

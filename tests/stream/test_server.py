@@ -11,21 +11,16 @@ import pytest
 from websockets.asyncio.client import connect
 
 from moshi.cli.common import UserError
-from moshi.cli.main import get_parser as moshi_parser
-from moshi.cli.serve import WEB_DIR, build_server, get_parser
+from moshi.cli.main import get_parser
+from moshi.cli.serve import WEB_DIR, build_server
 from moshi.lm.sampling import SamplingOptions
 from moshi.stream.client import AudioEvent, Client, ErrorEvent, ServerError, TextEvent
 from moshi.stream.engine import Engine
 from moshi.stream.opus import Framer, OpusDecoder, OpusEncoder
-from tests.stream.test_server_support import (  # noqa: F401 (one_torch_thread: autouse)
-    FRAME,
-    HANG_GUARD_S,
-    ServerThread,
-    http_get,
-    ogg_messages,
-    one_torch_thread,
-    write_tiny_model_dir,
-)
+from tests.support.fixtures import tiny_model_dir
+from tests.support.server import FRAME, HANG_GUARD_S, ServerThread, http_get, ogg_messages
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # the tiny models: one thread
 
 SEEDS = {"text_seed": 1, "audio_seed": 2}
 
@@ -33,7 +28,7 @@ SEEDS = {"text_seed": 1, "audio_seed": 2}
 async def converse(url: str, pcm: np.ndarray, query: dict, expect_samples: int) -> list:
     """Send all of `pcm` at once (no pacing), collect events until `expect_samples` of audio.
     (A frame's text follows its audio: send one frame more than needed to get it all.)"""
-    client = await Client.connect(url, query=query)
+    client = await Client.connect(url, query=query, pace=False)
     events, samples = [], 0
 
     async def receive():
@@ -160,10 +155,9 @@ def test_health_and_static_files_over_http(tiny_parts):
 
 
 def test_the_command_line_serves_a_model_directory(tmp_path, speech):
-    config = write_tiny_model_dir(tmp_path / "tiny")
-    argv = ["--config", str(config), "--device", "cpu", "--port", "0", "--static", "none"]
+    config = tiny_model_dir(tmp_path / "tiny")
+    argv = ["serve", "--config", str(config), "--device", "cpu", "--port", "0", "--static", "none"]
     argv += ["--max-sessions", "2", "--ssl-self-signed"]
-    assert moshi_parser().parse_args(["serve", *argv]).max_sessions == 2  # `moshi serve` takes the same
     server = build_server(get_parser().parse_args(argv))
     assert server.engine.max_sessions == 2 and server.config.port == 0 and server.config.ssl
     insecure = ssl.create_default_context()  # as `moshi chat --insecure` would
@@ -187,7 +181,7 @@ def test_the_command_line_serves_a_model_directory(tmp_path, speech):
     ],
 )
 def test_command_line_mistakes_are_user_errors(tmp_path, flags, message):
-    config = write_tiny_model_dir(tmp_path / "tiny")
-    args = get_parser().parse_args(["--config", str(config), "--device", "cpu", *flags])
+    config = tiny_model_dir(tmp_path / "tiny")
+    args = get_parser().parse_args(["serve", "--config", str(config), "--device", "cpu", *flags])
     with pytest.raises(UserError, match=message):
         build_server(args)

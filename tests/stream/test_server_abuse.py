@@ -10,15 +10,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from moshi.stream import protocol
-from tests.stream.test_server_support import (  # noqa: F401 (one_torch_thread: autouse)
-    FRAME,
-    HANG_GUARD_S,
-    ogg_messages,
-    one_torch_thread,
-    raw_connect,
-    served_with_witness,
-    ws_frame,
-)
+from tests.support.server import FRAME, HANG_GUARD_S, ogg_messages, raw_connect, served_with_witness, ws_frame
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # the tiny models: one thread
 
 LIMITS = {"send_buffer_bytes": 4096, "send_stall_s": 0.5, "idle_timeout_s": 1.0}
 
@@ -112,7 +106,7 @@ def test_other_kinds_are_ignored(served, audio):
 
 
 def test_a_silent_client_is_closed_after_the_idle_timeout(served):
-    check_refused(served, [], 1000, "nothing received")
+    check_refused(served, [], 1000, "no audio received")
 
 
 def test_a_client_that_disconnects_mid_frame(served, audio):

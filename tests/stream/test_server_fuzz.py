@@ -13,17 +13,12 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from moshi.stream import protocol
-from tests.stream.test_server_support import (  # noqa: F401 (one_torch_thread: autouse)
-    FRAME,
-    HANG_GUARD_S,
-    ogg_messages,
-    one_torch_thread,
-    raw_connect,
-    served_with_witness,
-    ws_frame,
-)
+from tests.support.server import FRAME, HANG_GUARD_S, ogg_messages, raw_connect, served_with_witness, ws_frame
 
-LIMITS = {"send_buffer_bytes": 4096, "send_stall_s": 0.5, "idle_timeout_s": 5.0}
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # the tiny models: one thread
+
+# idle: long enough for the witness to sit out the cycles test silent (idle means no audio)
+LIMITS = {"send_buffer_bytes": 4096, "send_stall_s": 0.5, "idle_timeout_s": 60.0}
 FUZZ_SETTINGS = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -11,12 +11,9 @@ from websockets.exceptions import InvalidStatus
 from moshi.stream import protocol, tls
 from moshi.stream.client import Client, ServerError
 from moshi.stream.engine import Engine
-from tests.stream.test_server_support import (  # noqa: F401 (one_torch_thread: autouse)
-    HANG_GUARD_S,
-    ServerThread,
-    http_get,
-    one_torch_thread,
-)
+from tests.support.server import HANG_GUARD_S, ServerThread, http_get
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # the tiny models: one thread
 
 TOKEN = "s3cret-token"
 

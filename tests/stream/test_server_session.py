@@ -6,7 +6,7 @@ import pytest
 from moshi.lm.sampling import SamplingOptions
 from moshi.stream.opus import OpusError
 from moshi.stream.session import Outgoing, Session
-from tests.stream.test_server_support import FRAME, ogg_messages
+from tests.support.server import FRAME, ogg_messages
 
 
 def session(input_backlog=3, output_backlog=4) -> Session:

@@ -1,1 +1,6 @@
-from tests.cli.conftest import one_torch_thread  # noqa: F401  (the tiny models run best on one thread)
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread(one_torch_thread):
+    """The speech-to-text tests run the tiny models on one thread (see tests/conftest.py)."""

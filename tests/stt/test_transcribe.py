@@ -1,24 +1,19 @@
 """Speech-to-text as a library (`moshi.stt`) on the tiny speech-to-text model."""
 
-import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from moshi.lm import load_lm
 from moshi.models import ModelFiles
 from moshi.stt import SttTiming, Transcript, cues, transcribe, transcribe_batch
-from tests.cli.conftest import STT_CONFIG, model_dir
-from tests.helpers import FIXTURES
-
-README = Path(__file__).parents[2] / "README.md"
+from tests.support.fixtures import FIXTURES, STT_CONFIG, STT_TINY, tiny_model_dir
 
 
 @pytest.fixture(scope="module")
 def stt_folder(tmp_path_factory) -> Path:
-    config = model_dir(tmp_path_factory.mktemp("m") / "stt", "stt_lm_tiny", {"stt_config": STT_CONFIG})
+    config = tiny_model_dir(tmp_path_factory.mktemp("m") / "stt", STT_TINY, stt_config=STT_CONFIG)
     return config.parent
 
 
@@ -26,14 +21,6 @@ def stt_folder(tmp_path_factory) -> Path:
 def stt(stt_folder):
     files = ModelFiles.resolve(str(stt_folder))
     return files.load_lm(dtype=torch.float32), files.load_mimi(), files.load_tokenizer()
-
-
-@pytest.fixture(scope="module")
-def speech() -> np.ndarray:
-    import soundfile as sf
-
-    pcm, _ = sf.read(FIXTURES / "hello_24k.wav", dtype="float32")
-    return pcm
 
 
 def test_a_batch_gives_each_input_what_it_gets_alone(stt, speech):
@@ -75,13 +62,3 @@ def test_bad_inputs_are_value_errors(stt, speech):
     dialogue = load_lm(tiny / "weights.safetensors", tiny / "config.json")
     with pytest.raises(ValueError, match="expected a speech-to-text model"):
         transcribe(dialogue, mimi, speech[:2400], tok)
-
-
-def test_the_readme_snippet_runs(stt_folder):
-    """README's speech-to-text Python snippet, on the tiny model folder instead of the hub."""
-    section = README.read_text().split("## Speech to text", 1)[1].split("\n## ", 1)[0]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    assert '"kyutai/stt-1b-en_fr"' in code
-    namespace: dict = {}
-    exec(code.replace('"kyutai/stt-1b-en_fr"', repr(str(stt_folder))), namespace)
-    assert isinstance(namespace["t"], Transcript) and len(namespace["both"]) == 2

@@ -6,7 +6,7 @@ import pytest
 
 from moshi.lm.text import TextTokenizer
 from moshi.stt import MIN_CUE_SECONDS, Transcript, Word, cues, render, timed_words
-from tests.helpers import FIXTURES
+from tests.support.fixtures import FIXTURES
 
 PAD, EPAD = 3, 0
 # In the tiny tokenizer: 99 = "▁", 83 96 93 93 97 = "hello", 10 = "▁koquxoqu",

@@ -1,4 +1,5 @@
-"""Tiny models and data folders in moshi-finetune's layout (wav + json beside it, a .jsonl)."""
+"""Tiny models and data folders in moshi-finetune's layout (wav + json beside it, a .jsonl);
+synthetic code datasets and configs for the trainer tests."""
 
 import json
 from collections.abc import Callable, Sequence
@@ -7,23 +8,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from moshi.codec import Mimi, load_mimi
 from moshi.lm.config import KyutaiConfig
 from moshi.train.alignments import AlignedWord, write_alignments
-from tests.helpers import FIXTURES
+from tests.support.fixtures import FIXTURES, STT_CONFIG
 
 SR = 24000
-STT_CONFIG = {"audio_silence_prefix_seconds": 0.16, "audio_delay_seconds": 0.24}
 
 
-@pytest.fixture(autouse=True, scope="package")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread(one_torch_thread):
+    """The training tests run the tiny models on one thread (see tests/conftest.py)."""
 
 
 @pytest.fixture(scope="package")
@@ -83,11 +79,3 @@ def data(tmp_path) -> Writer:
         return path
 
     return write
-
-
-def manifest(root: Path, paths: list[Path]) -> Path:
-    """A .jsonl next to `root/data` listing the files by relative path (durations unread)."""
-    out = root / "data.jsonl"
-    lines = [json.dumps({"path": str(p.relative_to(root)), "duration": 1.0}) for p in paths]
-    out.write_text("\n".join(lines) + "\n")
-    return out

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from moshi.audio import SAMPLE_RATE as SR
 from moshi.codec import load_mimi
 from moshi.lm.loading import load_lm
 from moshi.lm.text import TextTokenizer
@@ -14,9 +15,8 @@ from moshi.stt import SttTiming, transcribe_batch
 from moshi.train.alignments import read_alignments
 from moshi.train.annotate import annotate
 from moshi.train.dataset import LMDataset
-from tests.helpers import FIXTURES
-
-from .conftest import SR, STT_CONFIG, manifest
+from tests.support.fixtures import FIXTURES, STT_CONFIG
+from tests.support.train import manifest
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,8 @@ from moshi.lm.model import LMModel
 from moshi.train.codes_cache import CodesCache, codec_fingerprint
 from moshi.train.dataset import LMDataset, collate, task_layout
 from moshi.train.text_stream import text_stream
-from tests.helpers import FIXTURES
-
-from .conftest import manifest
+from tests.support.fixtures import FIXTURES
+from tests.support.train import manifest
 
 TOKENIZER = FIXTURES / "tiny_spm_100.model"
 

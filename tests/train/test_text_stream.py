@@ -9,7 +9,7 @@ import pytest
 from moshi.lm.text import TextTokenizer
 from moshi.train.alignments import AlignedWord
 from moshi.train.text_stream import text_stream
-from tests.helpers import FIXTURES
+from tests.support.fixtures import FIXTURES
 
 CASES = json.loads((FIXTURES / "interleaver" / "cases.json").read_text())
 TOK = TextTokenizer(FIXTURES / "tiny_spm_nl_56.model")

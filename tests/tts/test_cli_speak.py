@@ -11,26 +11,13 @@ import soundfile as sf
 
 from moshi.cli.main import main
 from moshi.lm import load_lm
-from tests.helpers import FIXTURES, fake_hub_cache
-from tests.tts.conftest import TOKENIZER, TTS_TINY, make_tts
+from tests.support.fixtures import TTS_TINY, fake_hub_cache, tiny_model_dir
+from tests.support.tts import make_tts
 
 
 @pytest.fixture
 def model_dir(tmp_path):
-    d = tmp_path / "tiny-tts"
-    d.mkdir()
-    config = json.loads((TTS_TINY / "config.json").read_text())
-    config |= dict(
-        moshi_name="tts.safetensors",
-        mimi_name="mimi.safetensors",
-        mimi_config_name="mimi.json",
-        tokenizer_name="tokenizer.model",
-    )
-    (d / "config.json").write_text(json.dumps(config))
-    shutil.copy(TTS_TINY / "weights.safetensors", d / "tts.safetensors")
-    shutil.copy(FIXTURES / "mimi_tiny" / "weights.safetensors", d / "mimi.safetensors")
-    shutil.copy(FIXTURES / "mimi_tiny" / "config.json", d / "mimi.json")
-    shutil.copy(TOKENIZER, d / "tokenizer.model")
+    d = tiny_model_dir(tmp_path / "tiny-tts", TTS_TINY).parent
     shutil.copy(TTS_TINY / "voice.safetensors", d / "voice.safetensors")
     return d
 
@@ -43,7 +30,7 @@ def test_writes_the_speech_and_the_word_timings(model_dir, tmp_path, capsys):
     out, timings = tmp_path / "hello.wav", tmp_path / "words.json"
     voice = model_dir / "voice.safetensors"
     assert speak(model_dir, "hokopily qu zihogequ", "--voice", voice, "-o", out, "--timings", timings) == 0
-    expected = make_tts(load_lm(model_dir / "tts.safetensors", model_dir / "config.json")).generate(
+    expected = make_tts(load_lm(model_dir / "lm.safetensors", model_dir / "config.json")).generate(
         ["hokopily qu zihogequ"], [voice], cfg=2.0
     )
     pcm, rate = sf.read(out)
@@ -89,6 +76,7 @@ def test_stream_reads_lines_as_they_come(model_dir, tmp_path, monkeypatch):
         (['qu <break time="5ms"/>'], "malformed break"),
         (["qu", "--n-q", "9"], r"n_q must be in \[1, 8\]"),
         (["   "], "no text to speak"),
+        (["qu", "--voice", "nothere.safetensors"], "no such voice file: nothere.safetensors"),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(model_dir, tmp_path, monkeypatch, capsys, args, match):
@@ -114,3 +102,23 @@ def test_an_existing_output_needs_force(model_dir, tmp_path, capsys):
 def test_nothing_to_do_is_an_error(model_dir, capsys):
     assert speak(model_dir, "qu") == 1
     assert "-o FILE.wav and/or --play" in capsys.readouterr().err
+
+
+def test_missing_folders_are_created_and_the_suffix_names_the_format(
+    model_dir, tmp_path, capsys, monkeypatch
+):
+    clock = iter(range(0, 10**6, 100))  # each reading of the clock: 100 s later
+    monkeypatch.setattr("moshi.cli.speak.time.perf_counter", lambda: next(clock))
+    out, timings = tmp_path / "nodir" / "sub" / "s.flac", tmp_path / "other" / "w.json"
+    assert speak(model_dir, "qu", "-o", out, "--timings", timings) == 0
+    assert sf.info(out).format == "FLAC" and json.loads(timings.read_text())["words"]
+    err = capsys.readouterr().err
+    rtf = float(re.search(r"real-time factor ([\d.]+)", err).group(1))
+    seconds = sf.info(out).duration
+    assert rtf == pytest.approx(200 / seconds, abs=0.01)  # compute (start, first audio, end) over audio
+
+
+def test_an_unknown_suffix_is_refused_before_work(model_dir, tmp_path, capsys):
+    assert speak(model_dir, "qu", "-o", tmp_path / "x.xyz") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and ".wav, .flac, .ogg, .mp3" in err[0] and not (tmp_path / "x.xyz").exists()

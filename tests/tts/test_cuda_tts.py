@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from moshi.lm import load_lm
-from tests.helpers import fixture_io, fixture_meta
-from tests.tts.conftest import TTS_CFG_TINY, TTS_TINY, make_tts
+from tests.support.fixtures import TTS_CFG_TINY, TTS_TINY, fixture_io, fixture_meta
+from tests.support.tts import make_tts
 
 pytestmark = pytest.mark.requires_cuda
 

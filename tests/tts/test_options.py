@@ -6,7 +6,7 @@ import pytest
 
 from moshi.lm import KyutaiConfig
 from moshi.tts import TTSConfig, TTSOptions
-from tests.tts.conftest import TTS_TINY
+from tests.support.fixtures import TTS_TINY
 
 
 def _config(**changes):

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from moshi.tts import ScriptBuilder
-from tests.helpers import fixture_io, fixture_meta
-from tests.tts.conftest import TTS_CFG_TINY, TTS_TINY, make_tts
+from tests.support.fixtures import TTS_CFG_TINY, TTS_TINY, fixture_io, fixture_meta
+from tests.support.tts import make_tts
 
 CASES = {
     "tts_lm_tiny": (TTS_TINY, "tts_lm", dict(guidance=1.0), 2.0),  # cfg as a condition

@@ -14,8 +14,8 @@ from moshi.tts import ScriptBuilder
 from moshi.tts.options import TTSConfig
 from moshi.tts.script import Entry
 from moshi.tts.state_machine import NEW_WORD, PAD, WordStateMachine
-from tests.helpers import FIXTURES, fake_hub_cache, fixture_io, fixture_meta
-from tests.tts.conftest import TTS_16B_TINY, make_tts
+from tests.support.fixtures import FIXTURES, TTS_16B_TINY, fake_hub_cache, fixture_io, fixture_meta
+from tests.support.tts import make_tts
 
 NAME = "tts_16b_lm_tiny"
 MACHINE_CASES = json.loads((FIXTURES / "tts_second_stream_machine.json").read_text())

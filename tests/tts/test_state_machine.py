@@ -7,7 +7,7 @@ import pytest
 from moshi.tts.script import Entry, ScriptBuilder, break_steps, split_complete
 from moshi.tts.state_machine import NEW_WORD, PAD, WordStateMachine
 from moshi.tts.text_input import Feeder, TextInput
-from tests.helpers import FIXTURES
+from tests.support.fixtures import FIXTURES
 
 REFERENCE = json.loads((FIXTURES / "tts_state_machine.json").read_text())
 

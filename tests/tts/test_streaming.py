@@ -5,8 +5,7 @@ import torch
 
 from moshi.codec import load_mimi
 from moshi.tts import SpeechStream, TextInput
-from tests.helpers import FIXTURES
-from tests.tts.conftest import TTS_TINY
+from tests.support.fixtures import FIXTURES, TTS_TINY
 
 VOICE = TTS_TINY / "voice.safetensors"
 SCRIPT = ["hokopily qu zihogequ", "midaba sefaru"]

@@ -5,8 +5,8 @@ import torch
 from safetensors.torch import save_file
 
 from moshi.tts.voices import MAX_SPEAKERS, resolve_voice, voice_suffix
-from tests.helpers import fake_hub_cache
-from tests.tts.conftest import TTS_CFG_TINY, TTS_TINY, make_tts
+from tests.support.fixtures import TTS_CFG_TINY, TTS_TINY, fake_hub_cache
+from tests.support.tts import make_tts
 
 VOICE = TTS_TINY / "voice.safetensors"  # speaker_wavs [1, 32, 10]
 SUFFIX = ".tiny0000@1.safetensors"

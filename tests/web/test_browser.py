@@ -23,13 +23,12 @@ from pathlib import Path
 
 import pytest
 
-from moshi.cli.serve import build_server, get_parser
-from tests.helpers import FIXTURES
-from tests.stream.test_server_support import (  # noqa: F401 (one_torch_thread: autouse)
-    ServerThread,
-    one_torch_thread,
-    write_tiny_model_dir,
-)
+from moshi.cli.main import get_parser
+from moshi.cli.serve import build_server
+from tests.support.fixtures import FIXTURES, tiny_model_dir
+from tests.support.server import ServerThread
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # the tiny models: one thread
 
 ROOT = Path(__file__).parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -69,7 +68,7 @@ class CliServerThread(ServerThread):
     """The server `moshi serve ARGV` would run, in a thread with its own event loop."""
 
     def __init__(self, argv: list[str]):
-        self.server = build_server(get_parser().parse_args(argv))
+        self.server = build_server(get_parser().parse_args(["serve", *argv]))
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
@@ -96,7 +95,7 @@ def browser():
 @pytest.fixture(scope="module")
 def server(browser, tmp_path_factory) -> Iterator[CliServerThread]:
     """The tiny models and the web client on 127.0.0.1 (a free port), behind a token."""
-    config = write_tiny_model_dir(tmp_path_factory.mktemp("tiny"))
+    config = tiny_model_dir(tmp_path_factory.mktemp("tiny"))
     argv = ["--config", str(config), "--device", "cpu", "--port", "0", "--auth-token", TOKEN]
     with CliServerThread(argv) as running:
         yield running

@@ -1,62 +1,27 @@
-"""Helpers for the server tests (no tests here): a tiny model directory, a server running
-in its own thread and event loop, client-side Ogg/Opus, and raw websocket sockets for the
-misbehaving clients a library client cannot be."""
+"""For the server tests: a server running in its own thread and event loop, client-side
+Ogg/Opus, and raw websocket sockets for the misbehaving clients a library client cannot be."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import os
-import shutil
 import socket
 import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
-import torch
 
 from moshi.stream.engine import Engine
 from moshi.stream.opus import OpusEncoder
 from moshi.stream.server import Server, ServerConfig
-from tests.helpers import FIXTURES
 
 FRAME = 1920
 HANG_GUARD_S = 20.0  # only so that a bug fails a test instead of hanging it
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Import into a test module to run it on one torch thread: the tiny models' ops are too
-    small to gain from more, and two OpenMP threads collapse (10 ms steps become 500 ms)
-    when other processes share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def write_tiny_model_dir(dst: Path) -> Path:
-    """A model directory as on the hub: config.json naming the files beside it."""
-    dst.mkdir(parents=True, exist_ok=True)
-    files = {
-        "moshi_name": ("lm.safetensors", FIXTURES / "moshi_lm_tiny" / "weights.safetensors"),
-        "mimi_name": ("mimi.safetensors", FIXTURES / "mimi_tiny" / "weights.safetensors"),
-        "mimi_config_name": ("mimi_config.json", FIXTURES / "mimi_tiny" / "config.json"),
-        "tokenizer_name": ("tokenizer.model", FIXTURES / "tiny_spm_100.model"),
-    }
-    config = json.loads((FIXTURES / "moshi_lm_tiny" / "config.json").read_text())
-    for key, (name, src) in files.items():
-        shutil.copy(src, dst / name)
-        config[key] = name
-    (dst / "config.json").write_text(json.dumps(config))
-    return dst / "config.json"
 
 
 def ogg_messages(pcm: np.ndarray) -> list[bytes]:
@@ -170,11 +135,16 @@ def ws_frame(payload: bytes, opcode: int = 2, fin: bool = True) -> bytes:
     return header + mask + masked
 
 
-def http_get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
-    """A raw HTTP/1.1 GET (the path is sent as is, unnormalised): (status, headers, body)."""
+def http_get(
+    port: int, path: str, headers: dict[str, str] | list[tuple[str, str]] | None = None, method: str = "GET"
+) -> tuple[int, dict, bytes]:
+    """A raw HTTP/1.1 request (the path is sent as is, unnormalised): (status, headers, body).
+    `headers` as a list may repeat a name; a `Host` given there replaces the default one."""
+    pairs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
     with socket.create_connection(("127.0.0.1", port), timeout=HANG_GUARD_S) as sock:
-        extra = [f"{k}: {v}" for k, v in (headers or {}).items()]
-        lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", *extra]
+        extra = [f"{k}: {v}" for k, v in pairs]
+        host = [] if any(k.lower() == "host" for k, _ in pairs) else [f"Host: 127.0.0.1:{port}"]
+        lines = [f"{method} {path} HTTP/1.1", *host, *extra]
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         data = b""
         while chunk := sock.recv(65536):
@@ -212,7 +182,7 @@ class Witness:
     async def _run(self) -> None:
         from moshi.stream.client import AudioEvent, Client, ErrorEvent
 
-        client = await Client.connect(self.url)
+        client = await Client.connect(self.url, pace=False)
         self._started.set()
 
         async def receive() -> None:

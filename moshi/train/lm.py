@@ -1,0 +1,166 @@
+"""`moshi train lm CONFIG.yaml`: a multistream LM fine-tuned (LoRA or full) or trained from
+scratch, from a YAML config (config.py), in one process or under torchrun.
+
+The model files come from `moshi_paths` (a hub repo and/or local files, as Kyutai's
+flags); `model.config` instead starts from random weights with that architecture. The
+data: `data.train_data` (and `data.eval_data`), moshi-finetune's manifests, made into the
+model's streams for `task` by moshi.train.dataset, the Mimi codes cached in `cache_dir`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..codec import load_mimi
+from ..hub import locate
+from ..lm.config import KyutaiConfig
+from ..lm.layers import RMSNorm
+from ..lm.lora import LoRAOptions, apply_lora
+from ..lm.model import LMModel
+from ..models import ModelFiles
+from .batches import CodesDataset
+from .config import TrainConfig
+from .dataset import LMDataset
+from .distributed import Dist, close_distributed, init_distributed
+from .lm_task import LMTrainer, LMTrainOptions, freeze_untrained
+from .loss import LossOptions
+from .release import Release
+from .run import RunResult, prepare_run_dir, run, run_options
+
+log = logging.getLogger(__name__)
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+@dataclass(frozen=True)
+class Built:
+    model: LMModel
+    config: KyutaiConfig
+    mimi: Path
+    mimi_config: Path | None
+    tokenizer: Path
+    release: Release
+
+
+def build_model(config: TrainConfig, d: Dist) -> Built:
+    """The model to train (trainable parameters float32, frozen ones in `param_dtype` on a
+    GPU), on this process's device, with LoRA applied when enabled."""
+    p = config.moshi_paths
+    torch.manual_seed(config.seed)  # the same fresh weights / adapters in every process
+    base: Path | None
+    if config.model.config is not None:
+        kcfg = KyutaiConfig.load(config.model.config)
+        here = Path(config.model.config).parent
+        mimi = locate(p.mimi_path or kcfg.mimi_name, p.hf_repo_id, here)
+        tokenizer = locate(p.tokenizer_path or kcfg.tokenizer_name, p.hf_repo_id, here)
+        name = kcfg.mimi_config_name
+        mimi_config = locate(name, p.hf_repo_id, here) if name else None
+        model, base = fresh_model(kcfg, d.device, config.model.init_std), None
+    else:
+        files = ModelFiles.resolve(
+            hf_repo=p.hf_repo_id,
+            moshi_weight=p.moshi_path,
+            mimi_weight=p.mimi_path,
+            tokenizer=p.tokenizer_path,
+            config=p.config_path,
+        )
+        kcfg, mimi, tokenizer, base = files.config, files.mimi_weights, files.tokenizer, files.lm_weights
+        mimi_config = files.mimi_config
+        model = files.load_lm(device=d.device, dtype=torch.float32)
+    lora = None
+    if config.lora.enable:
+        c = config.lora
+        lora = LoRAOptions(rank=c.rank, scaling=c.scaling, ft_embed=c.ft_embed, targets=c.targets)
+        apply_lora(model, lora)
+    freeze_untrained(model)
+    dtype = DTYPES[config.param_dtype]
+    if d.device.type == "cuda" and dtype != torch.float32:
+        for param in model.parameters():
+            if not param.requires_grad:
+                param.data = param.data.to(dtype)
+    release = Release(kcfg, base, mimi, tokenizer, dtype, mimi_config, lora, config.save_adapters)
+    return Built(model.train(), kcfg, mimi, mimi_config, tokenizer, release)
+
+
+def fresh_model(config: KyutaiConfig, device: torch.device, std: float) -> LMModel:
+    """Random weights: normal(0, std), norms at one (LayerNorm biases at zero)."""
+    with torch.device(device):
+        model = LMModel(config.lm)
+    for param in model.parameters():
+        torch.nn.init.normal_(param, std=std)
+    for m in model.modules():
+        if isinstance(m, RMSNorm):
+            torch.nn.init.ones_(m.alpha)
+        elif isinstance(m, torch.nn.LayerNorm):
+            m.reset_parameters()
+    return model
+
+
+def build_datasets(config: TrainConfig, built: Built, d: Dist) -> tuple[CodesDataset, CodesDataset | None]:
+    """The manifests' datasets (dataset.py). The main process encodes the audio into the codes
+    cache first; the others then find it there."""
+    lm = built.config.lm
+    mimi = load_mimi(built.mimi, built.mimi_config, num_codebooks=max(lm.dep_q, lm.n_q - lm.dep_q))
+    cache = Path(config.cache_dir) if config.cache_dir else Path(config.run_dir).parent / "codes_cache"
+    common = dict(
+        mimi=mimi,
+        tokenizer=built.tokenizer,
+        config=built.config,
+        task=config.task,
+        duration_sec=config.duration_sec,
+        cache_dir=cache,
+        seed=config.seed,
+    )
+    if not config.data.train_data:
+        raise ValueError("config.data.train_data: no training manifest given")
+    made: tuple[CodesDataset, CodesDataset | None] | None = None
+    for turn in (True, False):  # the main process first
+        if d.is_main == turn:
+            train = LMDataset(config.data.train_data, **common)  # type: ignore[arg-type]
+            evaluation = None
+            if config.data.eval_data:
+                evaluation = LMDataset(config.data.eval_data, random_crop=False, **common)  # type: ignore[arg-type]
+            made = (train, evaluation)
+        d.barrier()
+    assert made is not None
+    return made
+
+
+def train_options(config: TrainConfig) -> LMTrainOptions:
+    o = config.optim
+    return LMTrainOptions(
+        max_steps=config.max_steps,
+        lr=o.lr,
+        weight_decay=o.weight_decay,
+        pct_start=o.pct_start,
+        max_norm=config.max_norm,
+        batch_size=config.batch_size,
+        num_microbatches=config.num_microbatches,
+        seed=config.seed,
+        shuffle=config.data.shuffle,
+        loss=LossOptions(config.text_padding_weight, config.first_codebook_weight_multiplier),
+        gradient_checkpointing=config.gradient_checkpointing,
+        fsdp=config.fsdp,
+        eval_batches=config.eval_batches,
+    )
+
+
+def main(
+    config: TrainConfig,
+    until_step: int | None = None,
+    progress: bool = True,
+    datasets: tuple[CodesDataset, CodesDataset | None] | None = None,
+) -> RunResult:
+    """Train as `config` says; `datasets` (train, eval) replace the manifests' (tests)."""
+    d = init_distributed(config.device)
+    try:
+        run_dir = prepare_run_dir(config.run_dir, config.overwrite_run_dir, config.to_dict(), d)
+        built = build_model(config, d)
+        train, evaluation = datasets or build_datasets(config, built, d)
+        trainer = LMTrainer(built.model, train, train_options(config), d, built.release, evaluation)
+        return run(trainer, run_options(config, run_dir, until_step, progress), d)
+    finally:
+        close_distributed()

@@ -1,0 +1,206 @@
+"""One LM training step, and the state a resume needs: the `Task` that run.py drives.
+
+A step reads `num_microbatches` global batches (batches.py), computes each target's loss
+weight from the codes alone (loss.py), sums those weights over the whole step (all
+microbatches, all processes) and divides each microbatch's weighted cross-entropies by
+them: the gradient is that of the weighted mean over the global batch, however it is
+split. Then gradient clipping (`max_norm`), AdamW and the one-cycle schedule. On a GPU the
+forward runs under bfloat16 autocast; on a CPU in float32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_state_dict,
+    set_state_dict,
+)
+
+from ..lm.model import LMModel
+from .batches import Batches, CodesDataset
+from .distributed import Dist, wrap_model
+from .loss import LossOptions, LossWeights, loss_parts, loss_weights, total_loss
+from .recompute import recompute_layers
+from .release import Release
+
+
+@dataclass(frozen=True)
+class LMTrainOptions:
+    max_steps: int
+    lr: float = 1e-4
+    weight_decay: float = 0.1
+    pct_start: float = 0.05
+    max_norm: float = 1.0
+    batch_size: int = 1
+    num_microbatches: int = 1
+    seed: int = 0
+    shuffle: bool = True
+    loss: LossOptions = field(default_factory=LossOptions)
+    gradient_checkpointing: bool = False
+    fsdp: bool = False
+    eval_batches: int = 8
+
+
+class LMTrainer:
+    """`model`: an LMModel whose trainable parameters require grad (the rest frozen), on the
+    process's device; `release`: how checkpoints write the model for inference."""
+
+    def __init__(
+        self,
+        model: LMModel,
+        train: CodesDataset,
+        options: LMTrainOptions,
+        d: Dist,
+        release: Release | None = None,
+        eval_data: CodesDataset | None = None,
+    ):
+        self.lm, self.options, self.d, self.release = model, options, d, release
+        self.sharded = options.fsdp
+        if options.gradient_checkpointing:
+            recompute_layers(model.transformer.layers)
+        # Conditions absent (their learnt padding) leave parts of the conditioners unused.
+        units = list(model.transformer.layers)
+        self.model = wrap_model(model, d, options.fsdp, units, some_unused=model.has_conditions)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError("nothing to train: every parameter is frozen")
+        self.optimizer = torch.optim.AdamW(
+            params, lr=options.lr, betas=(0.9, 0.95), eps=1e-8, weight_decay=options.weight_decay
+        )
+        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            self.optimizer, max_lr=options.lr, total_steps=options.max_steps, pct_start=options.pct_start
+        )
+        args = (options.batch_size, d.rank, d.world_size, options.seed)
+        self.batches = Batches(train, *args, shuffle=options.shuffle)
+        self.eval_data = eval_data
+        cuda = d.device.type == "cuda"
+        self.autocast = torch.autocast("cuda", torch.bfloat16) if cuda else contextlib.nullcontext()
+
+    # -- one step ------------------------------------------------------------------------------
+    def train_step(self) -> dict[str, float]:
+        o, cfg = self.options, self.lm.config
+        self.model.train()
+        micro = [self.batches.next().to(self.d.device) for _ in range(o.num_microbatches)]
+        weights = [loss_weights(c, cfg, o.loss) for c in micro]
+        sums = self.d.all_reduce(torch.stack([w.sums() for w in weights]).sum(0))  # [5], whole step
+        parts = torch.zeros(3, device=self.d.device)
+        for i, (codes, w) in enumerate(zip(micro, weights, strict=True)):
+            last = i == len(micro) - 1
+            with self._sync(last):
+                p = self._forward(codes, w)
+                loss = total_loss(p, sums[0], sums[1]) * self.d.world_size  # replicas' grads are averaged
+                loss.backward()
+            parts += torch.stack([p.text, p.semantic, p.acoustic]).detach()
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            [p for p in self.model.parameters() if p.requires_grad], o.max_norm
+        )
+        lr = float(self.scheduler.get_last_lr()[0])
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        frames = torch.tensor([float(sum(c.shape[0] * c.shape[-1] for c in micro))], device=self.d.device)
+        reduced = self.d.all_reduce(torch.cat([parts, frames]))
+        metrics = _losses(reduced[:3], sums)
+        metrics.update(
+            lr=lr,
+            grad_norm=float(_full(grad_norm)),
+            frames=float(reduced[3]),
+            tokens=float(reduced[3]) * cfg.num_streams,  # read: 1 + n_q per frame
+            targets=float(sums[4]),  # with a loss weight
+        )
+        return metrics
+
+    def _sync(self, last: bool) -> contextlib.AbstractContextManager[Any]:
+        """DDP: average the gradients once per step, after the last microbatch."""
+        no_sync = getattr(self.model, "no_sync", None)
+        return contextlib.nullcontext() if last or no_sync is None else no_sync()
+
+    def _forward(self, codes: Tensor, weights: LossWeights) -> Any:
+        conditions = None
+        if self.lm.has_conditions:  # conditions absent: their learnt padding
+            conditions = self.lm.prepare_conditions([{}] * codes.shape[0])
+        with self.autocast:
+            out = self.model(codes, conditions)
+        return loss_parts(out, codes, weights)
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Losses over `eval_batches` batches of the eval set (or the train set's first)."""
+        o, cfg = self.options, self.lm.config
+        data = self.eval_data if self.eval_data is not None else self.batches.dataset
+        args = (o.batch_size, self.d.rank, self.d.world_size, o.seed)
+        batches = Batches(data, *args, shuffle=False, set_epoch=self.eval_data is not None)
+        n = min(o.eval_batches, max(1, len(data) // (o.batch_size * self.d.world_size)))
+        self.model.eval()
+        parts, sums = torch.zeros(3, device=self.d.device), torch.zeros(5, device=self.d.device)
+        for _ in range(n):
+            codes = batches.next().to(self.d.device)
+            w = loss_weights(codes, cfg, o.loss)
+            p = self._forward(codes, w)
+            parts += torch.stack([p.text, p.semantic, p.acoustic])
+            sums += w.sums()
+        return _losses(self.d.all_reduce(parts), self.d.all_reduce(sums))
+
+    # -- state -----------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        model, optim = get_state_dict(
+            self.model, self.optimizer, options=StateDictOptions(ignore_frozen_params=True)
+        )
+        return {
+            "model": model,
+            "optimizer": optim,
+            "scheduler": self.scheduler.state_dict(),
+            "batches": self.batches.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        set_state_dict(
+            self.model,
+            self.optimizer,
+            model_state_dict=state["model"],
+            optim_state_dict=state["optimizer"],
+            options=StateDictOptions(strict=False),
+        )
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.batches.load_state_dict(state["batches"])
+
+    def save_release(self, folder: Path) -> None:
+        if self.release is None:
+            return
+        full = get_model_state_dict(
+            self.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+        )
+        if self.d.is_main:
+            self.release.write(folder, self.lm, full)  # type: ignore[arg-type]
+
+
+def _losses(parts: Tensor, sums: Tensor) -> dict[str, float]:
+    """Weighted means from the summed cross-entropies [3] and weight sums [5] (loss.py)."""
+    text, sem, ac = (float(x) for x in parts)
+    w_text, w_audio, w_sem, w_ac = (max(float(x), 1e-12) for x in sums[:4])
+    return {
+        "loss": text / w_text + (sem + ac) / w_audio,
+        "text_loss": text / w_text,
+        "semantic_loss": sem / w_sem,
+        "acoustic_loss": ac / w_ac,
+    }
+
+
+def _full(t: Tensor) -> Tensor:
+    """A DTensor's full value (FSDP's gradient norm), a tensor as it is."""
+    return t.full_tensor() if hasattr(t, "full_tensor") else t
+
+
+def freeze_untrained(model: nn.Module) -> None:
+    """Heads the loss never reaches (speech-to-text's voice-activity heads) stay frozen."""
+    for name, p in model.named_parameters():
+        if name.startswith("extra_heads."):
+            p.requires_grad_(False)

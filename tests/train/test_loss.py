@@ -1,0 +1,91 @@
+"""The LM loss (moshi-finetune's): which targets count and with what weight, against a
+hand computation; and gradient checkpointing changes no number."""
+
+import torch
+import torch.nn.functional as F
+
+from moshi.lm.config import LMConfig
+from moshi.lm.model import LMOutput
+from moshi.train.distributed import Dist
+from moshi.train.lm_task import LMTrainer, LMTrainOptions
+from moshi.train.loss import LossOptions, loss_parts, loss_weights, total_loss
+from tests.support.train import PatternDataset, tiny_lm
+
+CFG = LMConfig(
+    dim=8, num_heads=1, num_layers=1, text_card=10, card=6, n_q=4, dep_q=2, delays=(0, 0, 1, 0, 1),
+    depformer_dim=8, depformer_num_heads=1, depformer_num_layers=1,
+)  # fmt: skip
+
+
+def test_weights_follow_padding_codebook_and_delays():
+    codes = torch.tensor(
+        [[[3, 7, 0, 5, -1], [1, 2, 3, 4, 5], [1, 2, 3, 4, 5], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1]]]
+    )
+    w = loss_weights(codes, CFG, LossOptions(text_padding_weight=0.5, first_codebook_weight_multiplier=100.0))
+    torch.testing.assert_close(w.text, torch.tensor([[0.5, 1.0, 0.5, 1.0, 0.0]]))  # pad 3, end-pad 0, -1
+    torch.testing.assert_close(w.audio[0, 0], torch.full((5,), 100.0))  # semantic, delay 0
+    torch.testing.assert_close(w.audio[0, 1], torch.tensor([1.0, 1, 1, 1, 0]))  # delay 1: last undefined
+    assert w.audio.shape == (1, 2, 5)  # the user's streams (3, 4) are inputs only
+    sums = w.sums()
+    torch.testing.assert_close(sums, torch.tensor([3.0, 504.0, 500.0, 4.0, 13.0]))
+
+
+def test_weights_match_the_models_validity_masks():
+    model = tiny_lm()
+    codes = PatternDataset(model, n=8, T=10)[7][None]  # its last 3 steps are -1
+    out = model(codes)
+    w = loss_weights(codes, model.config, LossOptions())
+    dep_q = model.config.dep_q
+    torch.testing.assert_close(w.audio > 0, out.mask & (codes[:, 1 : 1 + dep_q] >= 0))
+    torch.testing.assert_close(w.text > 0, out.text_mask[:, 0] & (codes[:, 0] >= 0))
+
+
+def test_loss_is_the_weighted_mean_of_the_cross_entropies():
+    g = torch.Generator().manual_seed(0)
+    B, T = 2, 5
+    codes = torch.randint(0, 6, (B, 5, T), generator=g)
+    codes[0, 0, 1], codes[1, 0, 2], codes[1, 1, 4] = (
+        3,
+        -1,
+        -1,
+    )  # a padding text, a missing text, a missing code
+    out = LMOutput(
+        text_logits=torch.randn(B, 1, T, 10, generator=g),
+        logits=torch.randn(B, 2, T, 6, generator=g),
+        text_mask=torch.ones(B, 1, T, dtype=torch.bool),
+        mask=torch.tensor([[True] * T, [True] * (T - 1) + [False]]).expand(B, 2, T),  # delays 0, 1
+    )
+    options = LossOptions(text_padding_weight=0.5, first_codebook_weight_multiplier=100.0)
+    w = loss_weights(codes, CFG, options)
+    loss = total_loss(loss_parts(out, codes, w), w.sums()[0], w.sums()[1])
+    # By hand, target by target.
+    text_num = text_den = audio_num = audio_den = 0.0
+    for b in range(B):
+        for t in range(T):
+            y = int(codes[b, 0, t])
+            if y >= 0:
+                wt = 0.5 if y in (0, 3) else 1.0
+                text_num += wt * F.cross_entropy(out.text_logits[b, 0, t], torch.tensor(y)).item()
+                text_den += wt
+            for k, delay in enumerate((0, 1)):
+                y = int(codes[b, 1 + k, t])
+                if y >= 0 and t < T - delay:
+                    wa = 100.0 if k == 0 else 1.0
+                    audio_num += wa * F.cross_entropy(out.logits[b, k, t], torch.tensor(y)).item()
+                    audio_den += wa
+    expected = text_num / text_den + audio_num / audio_den
+    torch.testing.assert_close(loss, torch.tensor(expected), rtol=1e-6, atol=1e-6)
+
+
+def test_gradient_checkpointing_changes_no_number():
+    results = []
+    for recompute in (False, True):
+        torch.manual_seed(0)
+        model = tiny_lm()
+        options = LMTrainOptions(max_steps=2, lr=1e-2, batch_size=2, gradient_checkpointing=recompute)
+        trainer = LMTrainer(model, PatternDataset(model, n=4, T=10), options, Dist())
+        losses = [trainer.train_step()["loss"] for _ in range(2)]
+        results.append((losses, model.text_linear.weight.detach().clone()))
+    (a, wa), (b, wb) = results
+    torch.testing.assert_close(torch.tensor(b), torch.tensor(a), rtol=0, atol=1e-6)
+    torch.testing.assert_close(wb, wa, rtol=0, atol=1e-6)
