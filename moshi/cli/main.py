@@ -15,7 +15,7 @@ from typing import NoReturn
 from .common import UserError
 
 # Subcommand modules, in the order `moshi --help` lists them.
-SUBCOMMANDS = ["serve", "chat", "infer", "transcribe", "speak", "bench"]
+SUBCOMMANDS = ["serve", "chat", "infer", "transcribe", "speak", "bench", "data"]
 
 
 class _Parser(argparse.ArgumentParser):
