@@ -4,21 +4,23 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV="${VENV:-.venv}"
-# The browser end-to-end test drives Debian's Chromium (never a downloaded browser).
-if ! command -v chromium >/dev/null; then
-  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && apt-get install -y -qq chromium >/dev/null
-  else
-    echo "note: no chromium here; tests/web/test_browser.py needs it (or set MOSHI_SKIP_BROWSER=1)" >&2
-  fi
-fi
+# Debian packages: Chromium (the browser test drives it, never a downloaded browser),
+# HAProxy (deploy/haproxy.cfg in front of several workers, and its test), and the PortAudio
+# library (`moshi chat` and `moshi speak --play`).
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+command -v haproxy >/dev/null || missing+=(haproxy)
+ldconfig -p 2>/dev/null | grep -q libportaudio || missing+=(libportaudio2)
 # The training corpus (moshi data build) speaks with Debian's synthesisers and sox.
-if ! command -v espeak-ng >/dev/null || ! command -v flite >/dev/null || ! command -v festival >/dev/null \
-  || ! command -v sox >/dev/null || [ ! -d /usr/share/festival/voices/us/cmu_us_slt_arctic_hts ]; then
+for tool in espeak-ng flite festival sox; do command -v $tool >/dev/null || missing+=($tool); done
+[ -d /usr/share/festival/voices/us/cmu_us_slt_arctic_hts ] || missing+=(festvox-us-slt-hts)
+if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && apt-get install -y -qq espeak-ng flite festival festvox-us-slt-hts sox >/dev/null
+    { apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null; } ||
+      echo "note: apt-get could not install ${missing[*]}" >&2
   else
-    echo "note: moshi data build needs espeak-ng flite festival festvox-us-slt-hts sox (apt-get, as root)" >&2
+    echo "note: not installed: ${missing[*]} (chromium: tests/web/test_browser.py, or set MOSHI_SKIP_BROWSER=1;" \
+      "haproxy: tests/stream/test_deploy_haproxy.py; libportaudio2: the sound card for moshi chat and speak --play)" >&2
   fi
 fi
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
@@ -26,5 +28,5 @@ fi
 # Install torch first and explicitly: letting pip resolve `torch>=2.4` on its own can pull
 # a multi-GB CUDA build.
 "$VENV/bin/python" -c "import torch" 2>/dev/null || "$VENV/bin/python" -m pip install -q "torch==2.13.0"
-"$VENV/bin/python" -m pip install -q -e ".[test,eval]"
+"$VENV/bin/python" -m pip install -q -e ".[test,audio,eval]"
 echo "installed into $VENV: $("$VENV/bin/python" -c 'import torch, moshi; print("torch", torch.__version__, "moshi", moshi.__version__)')"

@@ -36,7 +36,7 @@ from moshi.codec.quantizer import Codebook
 from moshi.kernels import int8
 
 REPO = Path(__file__).resolve().parent.parent
-IMPL = "moshi-rt"
+IMPL = "ours"
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -5,7 +5,7 @@
     python bench/server.py --smoke                # a few seconds (CI)
     python bench/server.py --write-tiny-config /tmp/tiny.json   # for `moshi serve --config`
 
-The server runs in its own process (`python -m moshi.stream.server`, tiny models, one torch
+The server runs in its own process (`moshi serve`, tiny models, one torch
 thread by default); each client streams tests/fixtures/hello_24k.wav, looped, at real-time
 pace (Ogg/Opus, as a browser would) and reads everything back. Every `--window` seconds
 the server's health endpoint gives, over that window: model step time, and the added
@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import IO
@@ -65,15 +66,21 @@ def free_port() -> int:
 
 
 def health(port: int, window: float) -> dict:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health?window={window}", timeout=10) as r:
-        return json.loads(r.read())
+    """The health report (also when it comes with 503: every slot taken, or draining)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health?window={window}", timeout=10) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        if e.code != 503:
+            raise
+        return json.loads(e.read())
 
 
 def start_server(
     config: Path, port: int, sessions: int, threads: int, device: str, log: IO[bytes]
 ) -> subprocess.Popen:
-    """`python -m moshi.stream.server` on the tiny models; its log goes to `log`."""
-    cmd = [sys.executable, "-m", "moshi.stream.server", "--config", str(config), "--device", device]
+    """`moshi serve` on the tiny models; its log goes to `log`."""
+    cmd = [sys.executable, "-m", "moshi.cli.main", "serve", "--config", str(config), "--device", device]
     cmd += ["--port", str(port), "--static", "none", "--max-sessions", str(sessions)]
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": path}
@@ -104,7 +111,7 @@ class SimClient:
         self.errors: list[str] = []
 
     async def run(self) -> None:
-        client = await Client.connect(self.url)
+        client = await Client.connect(self.url, pace=False)  # paced below, on a schedule
         receiver = asyncio.create_task(self._receive(client))
         start = time.monotonic() + self.offset
         n = int(self.seconds / FRAME_S)

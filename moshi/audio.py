@@ -41,6 +41,20 @@ def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Any audio file -> [T] float32 mono at `sample_rate` (channels averaged, resampled).
 
     Raises AudioFileError with a one-line message naming the file."""
+    pcm, rate = _read_file(path)  # [T, C]
+    mono = pcm.mean(axis=1, dtype=np.float32) if pcm.shape[1] > 1 else pcm[:, 0]
+    return resample(mono, rate, sample_rate)
+
+
+def read_audio_channels(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Any audio file -> [C, T] float32 at `sample_rate`, each channel resampled on its own
+    (stereo dialogue data: channel 0 is the left one). Raises AudioFileError like `read_audio`."""
+    pcm, rate = _read_file(path)  # [T, C]
+    return np.stack([resample(np.ascontiguousarray(channel), rate, sample_rate) for channel in pcm.T])
+
+
+def _read_file(path: str | Path) -> tuple[np.ndarray, int]:
+    """The file's samples [T, C] float32 (T, C >= 1) and its sample rate."""
     import soundfile as sf
 
     path = Path(path)
@@ -54,8 +68,7 @@ def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         raise AudioFileError(f"{path}: not an audio file this program can read ({_short(e)})") from e
     if pcm.shape[0] == 0 or pcm.shape[1] == 0:
         raise AudioFileError(f"{path}: the file holds no audio (0 samples)")
-    mono = pcm.mean(axis=1, dtype=np.float32) if pcm.shape[1] > 1 else pcm[:, 0]
-    return resample(mono, rate, sample_rate)
+    return pcm, int(rate)
 
 
 def resample(pcm: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
@@ -76,13 +89,40 @@ def resample(pcm: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     return out
 
 
+# What `write_audio` writes for each file suffix: soundfile's (format, subtype).
+OUTPUT_FORMATS = {
+    ".wav": ("WAV", "PCM_16"),
+    ".flac": ("FLAC", "PCM_16"),
+    ".ogg": ("OGG", "VORBIS"),
+    ".mp3": ("MP3", "MPEG_LAYER_III"),
+}
+
+
+def output_format(path: str | Path) -> tuple[str, str]:
+    """soundfile's (format, subtype) for a file name's suffix, or a ValueError naming the
+    suffixes that can be written."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in OUTPUT_FORMATS:
+        raise ValueError(f"cannot write {path}: the file name must end in {', '.join(OUTPUT_FORMATS)}")
+    return OUTPUT_FORMATS[suffix]
+
+
 def write_wav(path: str | Path, pcm: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
     """Write [T] (mono) or [T, C] float pcm as 16-bit PCM wav (clipped to [-1, 1])."""
+    _write(path, pcm, sample_rate, OUTPUT_FORMATS[".wav"])
+
+
+def write_audio(path: str | Path, pcm: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
+    """Write [T] or [T, C] float pcm (clipped to [-1, 1]) in the format the suffix names."""
+    _write(path, pcm, sample_rate, output_format(path))
+
+
+def _write(path: str | Path, pcm: np.ndarray, sample_rate: int, fmt: tuple[str, str]) -> None:
     import soundfile as sf
 
     if pcm.ndim not in (1, 2):
         raise ValueError(f"pcm must be [T] or [T, C], got shape {list(pcm.shape)}")
-    sf.write(Path(path), np.clip(pcm, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
+    sf.write(Path(path), np.clip(pcm, -1.0, 1.0), sample_rate, format=fmt[0], subtype=fmt[1])
 
 
 def _short(e: BaseException) -> str:

@@ -13,24 +13,47 @@ _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 def hf_download(repo: str, filename: str) -> Path:
     """One file of a hub repo, from the local cache or downloaded (with a progress bar)."""
-    from huggingface_hub import hf_hub_download
-
-    try:
-        return Path(hf_hub_download(repo, filename))
-    except Exception as e:  # network, missing file, auth: one clear message
-        raise FileNotFoundError(f"could not get {filename!r} from the hub repo {repo!r}: {e}") from e
+    path = try_hf_download(repo, filename)
+    if path is None:
+        raise FileNotFoundError(f"could not get {filename!r} from the hub repo {repo!r}: it has no such file")
+    return path
 
 
 def try_hf_download(repo: str, filename: str) -> Path | None:
-    """Like `hf_download`, but None when the repo has no such file (or it cannot be reached
-    and is not cached)."""
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+    """Like `hf_download`, but None when the repo has no such file. A file that is neither
+    cached nor reachable (offline, `HF_HUB_OFFLINE=1`, no network) is a FileNotFoundError
+    saying so at once (no retries), never a missing file."""
+    import huggingface_hub
+    from huggingface_hub import constants
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError
 
-    try:
-        return Path(hf_hub_download(repo, filename))
-    except (EntryNotFoundError, LocalEntryNotFoundError):
+    cached = huggingface_hub.try_to_load_from_cache(repo, filename)
+    if isinstance(cached, str):
+        return Path(cached)
+    if cached is not None:  # the hub said so before, and the cache remembers it
         return None
+    fail = f"could not get {filename!r} from the hub repo {repo!r}"
+    how = "run once with a network connection (the files stay cached), or give local files"
+    if constants.HF_HUB_OFFLINE:
+        raise FileNotFoundError(f"{fail}: it is not in the local cache and HF_HUB_OFFLINE is set; {how}")
+    try:  # one request, no retries: is the hub there, and does it have the file?
+        huggingface_hub.get_hf_file_metadata(huggingface_hub.hf_hub_url(repo, filename))
+    except EntryNotFoundError:
+        pass  # the download below records it in the cache (for offline runs) and says so
+    except RepositoryNotFoundError as e:
+        raise FileNotFoundError(f"{fail}: no such repo (or it is private: `hf auth login`)") from e
+    except HfHubHTTPError as e:
+        raise FileNotFoundError(f"{fail}: {str(e).splitlines()[0]}") from e
+    except Exception as e:  # network: DNS, connection refused, timeout
+        raise FileNotFoundError(
+            f"{fail}: it is not in the local cache and the hub cannot be reached ({type(e).__name__}); {how}"
+        ) from e
+    try:
+        return Path(huggingface_hub.hf_hub_download(repo, filename))
+    except EntryNotFoundError:
+        return None
+    except Exception as e:  # the connection dropped, disk full, ...
+        raise FileNotFoundError(f"{fail}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
 
 
 def is_repo_id(spec: str | Path) -> bool:
@@ -39,13 +62,27 @@ def is_repo_id(spec: str | Path) -> bool:
     return bool(_REPO_ID.match(s)) and not Path(s).expanduser().exists()
 
 
-def locate(spec: str | Path, hf_repo: str | None = None, base_dir: Path | None = None) -> Path:
+def looks_local(spec: str | Path) -> bool:
+    """Whether a spec a user typed can only mean a local file: it starts with `./`, `../`,
+    `~` or `/`, or has a suffix and no folder (or a folder that exists here). Hub files
+    are then named `hf://owner/repo/file`."""
+    s = str(spec)
+    if s.startswith(("./", "../", "~", "/")):
+        return True
+    path = Path(s)
+    return bool(path.suffix) and (path.parent == Path(".") or path.parent.is_dir())
+
+
+def locate(
+    spec: str | Path, hf_repo: str | None = None, base_dir: Path | None = None, typed: bool = False
+) -> Path:
     """A local path for a file spec:
 
     - `file://PATH`, or an absolute path: that file;
     - `hf://owner/repo/path/in/repo`: that file of that repo;
     - a relative path: under `base_dir` (e.g. the folder of the config that names it) or the
-      working directory if it exists there, else that file name in `hf_repo`.
+      working directory if it exists there, else that file name in `hf_repo` (unless the
+      user `typed` it and it `looks_local`: then it is a missing local file, said at once).
     """
     s = str(spec)
     if s.startswith("file://"):
@@ -61,7 +98,7 @@ def locate(spec: str | Path, hf_repo: str | None = None, base_dir: Path | None =
     for candidate in ([base_dir / path] if base_dir is not None else []) + [path]:
         if candidate.is_file():
             return candidate
-    if hf_repo is None:
+    if hf_repo is None or (typed and looks_local(s)):
         raise FileNotFoundError(f"no such file: {s}")
     return hf_download(hf_repo, s)
 

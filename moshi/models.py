@@ -41,12 +41,19 @@ class ModelFiles:
         config: str | Path | dict[str, Any] | None = None,
     ) -> ModelFiles:
         """Find (downloading when needed) every file of a model. Only the files that are
-        not given explicitly are looked up in `hf_repo`."""
+        not given explicitly are looked up in `hf_repo`: a hub repo id, or a local folder
+        laid out like one (its `config.json` names the files beside it)."""
         base_dir: Path | None = None
+        if hf_repo is not None and Path(hf_repo).expanduser().is_dir():
+            folder, hf_repo = Path(hf_repo).expanduser(), None
+            if config is None:
+                config = folder / "config.json"
+                if not config.is_file():
+                    raise FileNotFoundError(f"no config.json in the model folder {folder}")
         if isinstance(config, dict):
             kcfg = KyutaiConfig.parse(config)
         elif config is not None:
-            path = locate(config, hf_repo)
+            path = locate(config, hf_repo, typed=True)
             base_dir = path.parent
             kcfg = KyutaiConfig.load(path)
         elif hf_repo is not None:
@@ -58,7 +65,7 @@ class ModelFiles:
 
         def find(explicit: str | Path | None, name: str) -> Path:
             if explicit is not None:
-                return locate(explicit, hf_repo)
+                return locate(explicit, hf_repo, typed=True)
             return locate(name, hf_repo, base_dir)
 
         mimi_config = locate(kcfg.mimi_config_name, hf_repo, base_dir) if kcfg.mimi_config_name else None

@@ -31,9 +31,12 @@ def fixture_meta(name: str) -> dict:
     return json.loads((FIXTURES / name / "io.json").read_text())
 
 
-def fake_hub_cache(root: Path, monkeypatch, repo: str, files: dict[str, Path | bytes]) -> None:
+def fake_hub_cache(
+    root: Path, monkeypatch, repo: str, files: dict[str, Path | bytes], absent: tuple[str, ...] = ()
+) -> None:
     """Lay out a Hugging Face cache holding `files` of `repo` and force offline mode, so
-    `huggingface_hub.hf_hub_download` resolves them from disk exactly as from a real cache."""
+    `huggingface_hub.hf_hub_download` resolves them from disk exactly as from a real cache.
+    `absent`: files the hub said the repo does not have (as a real cache remembers them)."""
     import huggingface_hub.constants as hf_constants
 
     commit = "0123456789abcdef0123456789abcdef01234567"
@@ -46,5 +49,9 @@ def fake_hub_cache(root: Path, monkeypatch, repo: str, files: dict[str, Path | b
         target = snapshot / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content if isinstance(content, bytes) else Path(content).read_bytes())
+    for name in absent:
+        marker = repo_dir / ".no_exist" / commit / name
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(root))
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)

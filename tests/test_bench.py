@@ -34,10 +34,10 @@ def test_codec_bench_smoke(tmp_path):
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [(line["bench"], line.get("impl")) for line in lines] == [
-        ("mimi-stream", "moshi-rt"),
-        ("mimi-offline", "moshi-rt"),
-        ("mimi-stream-int8", "moshi-rt"),
-        ("mimi-offline-int8", "moshi-rt"),
+        ("mimi-stream", "ours"),
+        ("mimi-offline", "ours"),
+        ("mimi-stream-int8", "ours"),
+        ("mimi-offline-int8", "ours"),
         ("mimi-stream", "fake"),
         ("mimi-stream-ratio", None),
         ("mimi-offline", "fake"),

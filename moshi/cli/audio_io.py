@@ -132,6 +132,17 @@ def import_sounddevice() -> ModuleType:
     return sounddevice
 
 
+NO_SOUND_CARD = (
+    "no sound card found (PortAudio sees no audio device): use --input-file IN --output-file OUT.wav"
+)
+
+
+def list_devices() -> str:
+    """The sound cards PortAudio sees, one per line, or a line saying there is none."""
+    devices = import_sounddevice().query_devices()
+    return str(devices) if len(devices) else NO_SOUND_CARD
+
+
 class SoundCard:
     """The microphone and speakers, through sounddevice."""
 
@@ -139,6 +150,8 @@ class SoundCard:
 
     def __init__(self, input_device: str | int | None = None, output_device: str | int | None = None):
         self.sd = import_sounddevice()
+        if not len(self.sd.query_devices()):
+            raise UserError(NO_SOUND_CARD)
         self._in_rate = self._rate(input_device, "input")
         self._out_rate = self._rate(output_device, "output")
         self._in_resampler = _Resampler(self._in_rate, SAMPLE_RATE)

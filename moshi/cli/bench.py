@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from .common import UserError
+from .options import add_subcommand
 
 BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"  # in a source checkout
 BENCHES = ["codec", "lm", "server", "tts"]
@@ -16,11 +17,8 @@ WITH_REFERENCE = {"codec", "lm"}  # the peer package times these too
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "bench",
-        help="run the benchmarks (codec, LM, server, TTS)",
-        description=__doc__,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    parser = add_subcommand(
+        subparsers, "bench", help="run the benchmarks (codec, LM, server, TTS)", description=__doc__
     )
     parser.add_argument(
         "which",

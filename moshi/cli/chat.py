@@ -14,7 +14,7 @@ import numpy as np
 from ..audio import write_wav
 from ..lm.config import KyutaiConfig
 from ..stream.engine import Engine
-from .audio_io import AudioIO, FileAudio, SoundCard, import_sounddevice
+from .audio_io import AudioIO, FileAudio, SoundCard, list_devices
 from .common import DIALOGUE_REPO, UserError, add_model_args
 from .files import check_outputs, read_inputs
 from .loading import load, resolve_dialogue
@@ -137,7 +137,7 @@ class Recorder:
 
 def run(args: argparse.Namespace) -> int:
     if args.list_devices:
-        print(import_sounddevice().query_devices())
+        print(list_devices())
         return 0
     if (args.input_file is None) != (args.output_file is None):
         raise UserError("--input-file and --output-file go together (they replace the sound card)")
@@ -180,18 +180,26 @@ def _conversation(args: argparse.Namespace, audio: AudioIO, talk: Callable[[Prin
     printer, recorder = Printer(), Recorder()
     if audio.realtime and sys.stderr.isatty():
         printer.status("talk to Moshi; Ctrl-C to end")
+    failure: UserError | None = None
     try:
         audio.start()
         talk(printer, recorder)
     except KeyboardInterrupt:
         pass
+    except UserError as e:  # the server went away: what was recorded is still saved
+        failure = e
     finally:
         audio.close()
         printer.end()
         printer.audio_problems(audio.counters(), final=True)
+    if failure is not None and not recorder.user:  # refused at once: nothing to keep
+        raise failure
     audio.finish()
     if args.save is not None:
         recorder.save(Path(args.save))
+    if failure is not None:
+        kept = [str(p) for p in (args.output_file, args.save) if p is not None]
+        raise UserError(f"{failure}; kept what was recorded: {', '.join(kept)}" if kept else str(failure))
     return 0
 
 

@@ -72,11 +72,16 @@ async def _talk(args: argparse.Namespace, audio: AudioIO, printer: Printer, reco
     threading.Thread(target=_pump, args=(audio, loop, frames), daemon=True).start()
     counts = {"sent": 0, "received": 0}  # samples
 
-    async def send() -> None:
+    async def send() -> bool:
+        """True when the input ended, False when the connection did first."""
         while (frame := await frames.get()) is not None:
             recorder.user.append(frame)
-            await client.send_pcm(frame)
+            try:
+                await client.send_pcm(frame)
+            except ConnectionError:
+                return False
             counts["sent"] += len(frame)
+        return True
 
     async def receive() -> None:
         async for event in client.events():
@@ -93,10 +98,11 @@ async def _talk(args: argparse.Namespace, audio: AudioIO, printer: Printer, reco
     sender, receiver = asyncio.create_task(send()), asyncio.create_task(receive())
     try:
         await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
-        if receiver.done():  # the server ended the conversation (or sent an error)
-            receiver.result()
-            return
-        sender.result()
+        if receiver.done() or not sender.result():  # the server went away (or sent an error)
+            await asyncio.wait({receiver}, timeout=DRAIN_SECONDS)
+            if receiver.done():
+                receiver.result()
+            raise _lost(client)
         deadline = time.monotonic() + DRAIN_SECONDS
         while (
             counts["received"] < counts["sent"] - FRAME_SIZE
@@ -111,6 +117,14 @@ async def _talk(args: argparse.Namespace, audio: AudioIO, printer: Printer, reco
             task.cancel()
         await asyncio.gather(sender, receiver, return_exceptions=True)
         await client.close()
+
+
+def _lost(client: Client) -> UserError:
+    code = f", close code {client.close_code}" if client.close_code is not None else ""
+    return UserError(
+        f"the server ended the conversation after {client.seconds_sent:.1f} s of input "
+        f"(the connection closed{code})"
+    )
 
 
 def _pump(audio: AudioIO, loop: asyncio.AbstractEventLoop, frames: asyncio.Queue[np.ndarray | None]) -> None:

@@ -45,8 +45,7 @@ def add_model_args(parser: argparse.ArgumentParser, default_repo: str) -> None:
     g.add_argument(
         "--int8",
         action="store_true",
-        help="CPU only, approximate: int8 weights for the LM's and Mimi's matrix products "
-        "(~20-25%% faster; see moshi/kernels/int8.py)",
+        help="CPU only, approximate: int8 weights for the LM's and Mimi's matrix products (~20-25%% faster)",
     )
 
 
@@ -68,6 +67,14 @@ def device_of(args: argparse.Namespace) -> torch.device:
         raise UserError(f"unknown device {name!r}: use cpu, cuda or cuda:N") from e
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda was asked for, but no CUDA GPU is available (try --device cpu)")
+    if device.type == "cpu" and device.index not in (None, 0):
+        raise UserError(f"--device {name}: the CPU has no index (use --device cpu)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(
+            f"--device {name}: there are {torch.cuda.device_count()} CUDA GPUs (cuda:0 is the first)"
+        )
+    if device.type not in ("cpu", "cuda"):
+        raise UserError(f"unknown device {name!r}: use cpu, cuda or cuda:N")
     return device
 
 

@@ -4,6 +4,7 @@ progress bar (on a terminal only)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,9 @@ from tqdm import tqdm
 
 from ..audio import FRAME_RATE, SAMPLE_RATE, AudioFileError, read_audio
 from .common import UserError
+
+# Seconds of audio done and in all, rounded (unit_scale makes them floats: 315.84000000000003).
+BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]"
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,8 @@ def unique_names(inputs: list[Input]) -> list[str]:
 
 
 def check_outputs(paths: list[Path], force: bool) -> None:
-    """Refuse outputs that are directories, or that exist without --force."""
+    """Refuse outputs that are directories, or that exist without --force; create the
+    folders they go in (or refuse, before any work)."""
     for p in paths:
         if p.is_dir():
             raise UserError(f"the output {p} is a directory")
@@ -62,11 +67,24 @@ def check_outputs(paths: list[Path], force: bool) -> None:
     if existing and not force:
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
         raise UserError(f"{existing[0]} exists{more}: use --force to overwrite")
+    for p in paths:
+        make_folder(p.parent)
 
 
 def check_output_dir(path: Path) -> None:
     if path.exists() and not path.is_dir():
         raise UserError(f"the output folder {path} is a file")
+    make_folder(path)
+
+
+def make_folder(path: Path) -> None:
+    """Create a writable folder (and its parents) or refuse in one line."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the folder {path}: {e.strerror or e}") from None
+    if not os.access(path, os.W_OK):
+        raise UserError(f"cannot write in the folder {path}")
 
 
 def progress(total_frames: int, desc: str) -> tqdm:
@@ -76,6 +94,7 @@ def progress(total_frames: int, desc: str) -> tqdm:
         desc=desc,
         unit="s",
         unit_scale=1 / FRAME_RATE,
+        bar_format=BAR_FORMAT,
         disable=not sys.stderr.isatty(),
         leave=False,
         dynamic_ncols=True,

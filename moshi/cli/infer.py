@@ -11,12 +11,11 @@ from typing import Any
 
 from ..audio import FRAME_RATE, write_wav
 from ..stream.engine import Engine
+from ..stream.offline import QUIET_SECONDS, Dialogue, run_dialogues
 from .common import DIALOGUE_REPO, UserError, add_model_args
-from .dialogue import QUIET_SECONDS, Dialogue, run_dialogues
 from .files import check_output_dir, check_outputs, progress, read_inputs, unique_names
 from .loading import load, resolve_dialogue
 from .options import add_force_arg, add_sampling_args, add_subcommand, sampling_options
-from .transcript import Transcript, timed_words
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +30,9 @@ and channel count (mixed to mono, resampled to 24 kHz). After an input ends, Mos
 silence until it has been quiet for {QUIET_SECONDS:g} s (so its reply is not cut), at most
 --max-tail seconds; the output is aligned with the input and lasts as long as it, plus
 that tail. Several inputs run as one batch (--batch-size at a time); with --seed, each
-input's reply is reproducible whatever else is in the batch.
+input's reply is reproducible whatever else is in the batch: the same words and audio
+tokens exactly, the same audio up to float rounding (the codec's arithmetic depends on
+the batch shape).
 """
 
 EXAMPLES = """\
@@ -92,11 +93,8 @@ def run(args: argparse.Namespace) -> int:
             wav, meta = out_dir / f"{names[i]}.wav", out_dir / f"{names[i]}.json"
             write_wav(wav, d.stereo_pcm() if args.stereo else d.moshi_pcm())
             duration = len(d.moshi) / FRAME_RATE
-            words = timed_words(
-                d.tokens, model.tokenizer, frame_rate=FRAME_RATE, shift=0.0, duration=duration,
-                end_of_padding_id=end_of_padding,
-            )  # fmt: skip
-            meta.write_text(json.dumps(Transcript(words).to_dict(), ensure_ascii=False) + "\n")
+            transcript = d.transcript(model.tokenizer, end_of_padding)
+            meta.write_text(json.dumps(transcript.to_dict(), ensure_ascii=False) + "\n")
             log.info("%s -> %s (%.2f s), %s", inputs[i].path, wav, duration, meta)
 
         engine = Engine(model.mimi, model.lm, model.tokenizer, min(args.batch_size, len(inputs)), options)

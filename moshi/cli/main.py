@@ -12,10 +12,11 @@ import logging
 import sys
 from typing import NoReturn
 
+from .. import __version__
 from .common import UserError
 
 # Subcommand modules, in the order `moshi --help` lists them.
-SUBCOMMANDS = ["serve", "chat", "infer", "transcribe", "speak", "bench", "data"]
+SUBCOMMANDS = ["serve", "chat", "infer", "transcribe", "speak", "bench", "tiny-models", "data"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,9 +34,10 @@ def get_parser() -> argparse.ArgumentParser:
         "with Kyutai's released models.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument("--version", action="version", version=f"moshi-rt {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in SUBCOMMANDS:
-        importlib.import_module(f"moshi.cli.{name}").add_parser(subparsers)
+        importlib.import_module(f"moshi.cli.{name.replace('-', '_')}").add_parser(subparsers)
     return parser
 
 

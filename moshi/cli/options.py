@@ -12,13 +12,26 @@ from .common import UserError
 SAMPLING_FIELDS = ("temp", "temp_text", "top_k", "top_k_text")
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows defaults (but not the empty ones: None, False) and keeps descriptions' line breaks."""
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows defaults (not the empty ones, None and False, nor where the help already says
+    its default; lists as words), keeps descriptions' line breaks, and drops the docstrings'
+    markdown backticks."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default is None or action.default is False:
-            return action.help
-        return super()._get_help_string(action)
+        text = action.help or ""
+        default = action.default
+        positional = not action.option_strings and action.nargs not in ("?", "*")
+        if default in (None, False, argparse.SUPPRESS) or positional or "default" in text:
+            return text
+        if isinstance(default, (list, tuple)):
+            default = " ".join(map(str, default))
+        return f"{text} (default: {str(default).replace('%', '%%')})"
+
+    def _format_text(self, text: str) -> str:
+        return super()._format_text(text.replace("`", ""))
+
+    def _expand_help(self, action: argparse.Action) -> str:
+        return super()._expand_help(action).replace("`", "")
 
 
 def add_subcommand(

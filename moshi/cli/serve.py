@@ -7,11 +7,12 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
 
-from ..stream import protocol, routes, tls
+from ..stream import logs, protocol, routes, tls
 from ..stream.engine import Engine
 from ..stream.server import Server, ServerConfig
 from .common import (
@@ -23,6 +24,7 @@ from .common import (
     model_files,
     quantize_if_asked,
 )
+from .options import HelpFormatter, add_subcommand
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +42,24 @@ def _web_dir() -> Path:
 WEB_DIR = _web_dir()
 AUTH_ENV = "MOSHI_AUTH_TOKEN"  # the token without putting it on the command line
 DEFAULT_MAX_SESSIONS = 4
+DEFAULT_DRAIN_S = 30.0
+INTERRUPT_DRAIN_S = 1.0  # Ctrl-C drains too, but only this long
 DESCRIPTION = "Serve Moshi over websockets (Kyutai's protocol) and the web client."
+EXAMPLES = """examples:
+  moshi serve                                       the released model; open http://127.0.0.1:8998/
+  moshi serve --host 0.0.0.0 --ssl-self-signed      reachable from other machines (https)
+  moshi tiny-models /tmp/tiny && moshi serve --config /tmp/tiny/dialogue/config.json --device cpu
+                                                    the tiny test models: no GPU, no download
+"""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    parser = add_subcommand(
+        subparsers,
         "serve",
         help="serve Moshi over websockets, with the web client",
         description=DESCRIPTION,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=EXAMPLES,
     )
     add_server_args(parser)
     parser.set_defaults(run=run)
@@ -95,6 +106,21 @@ def add_server_args(parser: argparse.ArgumentParser) -> None:
         help="input frames queued per conversation before the oldest are dropped (raise it to "
         "process every frame of a client that sends faster than real time)",
     )
+    g.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=DEFAULT_DRAIN_S,
+        help="on SIGTERM: stop taking conversations (health answers 503), let the running ones "
+        f"go on this long, then end them with a message (Ctrl-C: at most {INTERRUPT_DRAIN_S:g} s; "
+        "a second signal: at once)",
+    )
+    g.add_argument("--worker-name", help="the 'worker' label of the /metrics series (default: HOST:PORT)")
+    g.add_argument(
+        "--log-format",
+        choices=logs.LOG_FORMATS,
+        default="text",
+        help="log lines as text, or JSON for collectors",
+    )
     add_model_args(parser, DIALOGUE_REPO)
 
 
@@ -102,6 +128,9 @@ def build_server(args: argparse.Namespace) -> Server:
     """Load the model the flags name and configure a server for it (not started)."""
     if args.max_sessions < 1 or args.input_backlog < 1:
         raise UserError("--max-sessions and --input-backlog must be at least 1")
+    if not args.drain_seconds >= 0:
+        raise UserError(f"--drain-seconds must be >= 0, got {args.drain_seconds}")
+    check_port(args.host, args.port)  # before the model loads (minutes for the 7B)
     device = device_of(args)
     files = model_files(args)
     context = None
@@ -133,21 +162,50 @@ def build_server(args: argparse.Namespace) -> Server:
         allowed_origins=tuple(args.allowed_origins) if args.allowed_origins else None,
         ssl=context,
         input_backlog=args.input_backlog,
+        worker=args.worker_name or "",
     )
     return Server(engine, config)
 
 
+def check_port(host: str, port: int) -> None:
+    """Refuse a port out of range or already in use, in one line."""
+    if not 0 <= port <= 65535:
+        raise UserError(f"--port must be 0 to 65535, got {port}")
+    try:
+        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+            s.bind(address)
+    except OSError as e:
+        raise UserError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+
+
 def run(args: argparse.Namespace) -> int:
+    logs.configure(args.log_format, logging.DEBUG if getattr(args, "debug", False) else logging.INFO)
     logging.getLogger("websockets").setLevel(logging.WARNING)  # not a line per HTTP request
     server = build_server(args)
     try:
-        asyncio.run(_serve(server))
+        asyncio.run(_serve(server, args.drain_seconds))
     except OSError as e:
         raise UserError(f"cannot listen on {args.host}:{args.port}: {e}") from None
     return 0
 
 
-async def _serve(server: Server) -> None:
+async def _serve(server: Server, drain_s: float) -> None:
+    """Serve until SIGTERM or SIGINT, then drain (see `Server.drain`). The handlers are
+    installed even where the signal was ignored (`moshi serve &` from a script)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    drains: list[asyncio.Task] = []
+
+    def on_signal(grace_s: float, name: str) -> None:
+        grace_s = 0.0 if stop.is_set() else grace_s  # a second signal: at once
+        log.info("%s: draining (%g s)", name, grace_s)
+        stop.set()
+        drains.append(loop.create_task(server.drain(grace_s)))
+
+    loop.add_signal_handler(signal.SIGTERM, on_signal, drain_s, "SIGTERM")
+    loop.add_signal_handler(signal.SIGINT, on_signal, min(drain_s, INTERRUPT_DRAIN_S), "SIGINT")
     async with server:
         c = server.config
         host = socket.gethostname() if c.host in ("0.0.0.0", "::") else c.host
@@ -156,14 +214,18 @@ async def _serve(server: Server) -> None:
         log.info("serving %d conversations at once: %s", server.engine.max_sessions, page)
         chat = base.replace("http", "ws", 1) + protocol.CHAT_PATH
         log.info("websocket %s, health %s%s", chat, base, routes.HEALTH_PATH)
-        await asyncio.Future()  # until interrupted
+        await stop.wait()
+        while drains:  # the last one to end has the shortest grace
+            await drains.pop(0)
+        log.info("stopped")
 
 
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m moshi.stream.server",
         description=DESCRIPTION,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=EXAMPLES,
+        formatter_class=HelpFormatter,
     )
     add_server_args(parser)
     return parser
@@ -171,7 +233,6 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return run(args)
     except UserError as e:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE, write_wav
+from ..audio import OUTPUT_FORMATS, SAMPLE_RATE, output_format, write_audio
 from ..tts import SpeechStream, TextInput, load_tts
 from .common import (
     TTS_REPO,
@@ -49,7 +49,12 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("text", nargs="?", help="the text to speak (else -i FILE, else stdin)")
     p.add_argument("-i", "--input", metavar="FILE", help="text file, one turn per line ('-': stdin)")
-    p.add_argument("-o", "--output", metavar="WAV", help="write the speech to this wav file")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help=f"write the speech to this file ({', '.join(OUTPUT_FORMATS)}: the format the suffix names)",
+    )
     p.add_argument("--play", action="store_true", help="play the speech as it is generated (sounddevice)")
     p.add_argument("--stream", action="store_true", help="read stdin line by line, speaking as lines arrive")
     p.add_argument(
@@ -76,6 +81,11 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     if not args.output and not args.play:
         raise UserError("nothing to do: give -o FILE.wav and/or --play")
+    if args.output:
+        try:
+            output_format(args.output)
+        except ValueError as e:
+            raise UserError(str(e)) from None
     check_outputs([Path(x) for x in (args.output, args.timings) if x], args.force)
     device = device_of(args)
     args.voice = args.voice or []
@@ -109,13 +119,14 @@ def run(args: argparse.Namespace) -> int:
     assert result is not None
     seconds = len(pcm) / mimi.sample_rate
     if args.output:
-        write_wav(args.output, pcm, mimi.sample_rate)
+        write_audio(args.output, pcm, mimi.sample_rate)
     if args.timings:
         words = [{"word": w.word, "start": w.start, "end": w.end} for w in result.words]
         Path(args.timings).write_text(json.dumps({"words": words, "seconds": seconds}, indent=1) + "\n")
     print(
         f"{seconds:.2f} s of speech, {len(result.transcript)} words, first audio after {first:.2f} s, "
-        f"real-time factor {seconds / elapsed:.2f}" + (f"; wrote {args.output}" if args.output else ""),
+        f"real-time factor {elapsed / max(seconds, 1e-9):.2f} (compute over audio)"
+        + (f"; wrote {args.output}" if args.output else ""),
         file=sys.stderr,
     )
     return 0

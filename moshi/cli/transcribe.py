@@ -11,12 +11,11 @@ from typing import Any
 
 from tqdm import tqdm
 
+from ..stt import FORMATS, SttTiming, Transcript, has_vad, render, transcribe_batch
 from .common import STT_REPO, UserError, add_model_args
 from .files import Input, check_output_dir, check_outputs, progress, read_inputs, unique_names
 from .loading import load, resolve_speech_to_text
 from .options import add_force_arg, add_subcommand
-from .stt import SttTiming, has_vad, transcribe_batch
-from .transcript import FORMATS, Transcript, render
 
 DESCRIPTION = """\
 Speech-to-text with Kyutai's STT models: the text, and each word's start and end in
@@ -85,10 +84,10 @@ def run(args: argparse.Namespace) -> int:
     with progress(sum(steps), "transcribing") as bar:
         for group in groups:
             results = transcribe_batch(
-                model.mimi,
                 model.lm,
-                model.tokenizer,
+                model.mimi,
                 [inputs[i].pcm for i in group],
+                model.tokenizer,
                 timing,
                 vad=args.vad,
                 on_steps=functools.partial(_advance, bar, len(group)),
@@ -110,6 +109,8 @@ def _output_paths(args: argparse.Namespace, names: list[str]) -> list[Path] | No
     out = Path(args.output)
     if len(names) == 1 and not out.is_dir():
         return [out]
+    if out.suffix and not out.is_dir():
+        raise UserError(f"-o {out} names a file, but {len(names)} inputs need a folder: give -o DIR")
     check_output_dir(out)
     return [out / f"{name}.{args.format}" for name in names]
 

@@ -32,9 +32,12 @@ def rms_norm(x: Tensor, alpha: Tensor, eps: float) -> Tensor:
 
 @functools.cache
 def _norm_constants(width: int, eps: float) -> tuple[Tensor, Tensor]:
-    return torch.tensor(float(width), dtype=torch.float32, device="cpu"), torch.tensor(
-        eps, dtype=torch.float32, device="cpu"
-    )
+    # Made outside inference mode even when first asked for inside it (the generator's CPU
+    # step): an inference tensor would break a later autograd-tracked `lm(codes)`.
+    with torch.inference_mode(False):
+        return torch.tensor(float(width), dtype=torch.float32, device="cpu"), torch.tensor(
+            eps, dtype=torch.float32, device="cpu"
+        )
 
 
 class RMSNorm(nn.Module):

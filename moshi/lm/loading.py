@@ -17,6 +17,8 @@ from .model import LMModel
 
 MOSHI_NAME = "model.safetensors"
 _SPLIT = re.compile(r"^(.*)\.(in_projs|out_projs)\.(\d+)\.weight$")
+Q8_SCALE_SUFFIX = "_scb"  # Kyutai's q8 files: `<w>_scb` [out] float32 beside each int8 `<w>` [out, in]
+Q8_RANGE = 127  # row-wise absmax: w = int8 * scb / 127
 FLOAT32_PREFIXES = ("condition_provider.", "fuser.")  # never cast (as the reference does)
 
 
@@ -42,6 +44,36 @@ def merge_split_attention(state: dict[str, Tensor]) -> dict[str, Tensor]:
         if name in out:
             raise ValueError(f"{name} is present both stacked and split")
         out[name] = torch.cat([parts[i] for i in range(len(parts))], dim=0)
+    return out
+
+
+def dequantize_q8(
+    state: dict[str, Tensor], quantize: bool, dtype: torch.dtype = torch.float32
+) -> dict[str, Tensor]:
+    """Kyutai's q8 checkpoints (`quantize: true`, e.g. kyutai/moshiko-pytorch-q8) store each
+    linear weight `<w>` [out, in] as int8 with `<w>_scb` [out] float32, its rows' absmax:
+    w = int8 * scb / 127. Returns `dtype` weights in their place (float32 for the conditioners,
+    which are never cast); other tensors unchanged.
+    `quantize` is what the config says: the file must agree."""
+    scales = {k[: -len(Q8_SCALE_SUFFIX)]: v for k, v in state.items() if k.endswith(Q8_SCALE_SUFFIX)}
+    if bool(scales) != quantize:
+        raise ValueError(
+            "the config says quantize: true but the weights have no int8 `*_scb` scales"
+            if quantize
+            else f"the weights are int8 with scales ({next(iter(scales))}{Q8_SCALE_SUFFIX}): "
+            "the config must say quantize: true"
+        )
+    out = {k: v for k, v in state.items() if not k.endswith(Q8_SCALE_SUFFIX)}
+    for name, scb in scales.items():
+        w = out.get(name)
+        if w is None or w.dtype != torch.int8 or w.dim() != 2 or scb.shape != (w.shape[0],):
+            got = "missing" if w is None else f"{w.dtype} {list(w.shape)}"
+            raise ValueError(
+                f"{name}{Q8_SCALE_SUFFIX} {list(scb.shape)} needs {name} int8 [{scb.shape[0]}, in], got {got}"
+            )
+        out[name] = (w.float() * (scb.float() / Q8_RANGE)[:, None]).to(
+            torch.float32 if name.startswith(FLOAT32_PREFIXES) else dtype
+        )
     return out
 
 
@@ -107,6 +139,9 @@ def load_lm(
     config: Kyutai's config dict / `config.json` path, a `KyutaiConfig` or `LMConfig`, or
         None: the repo's config, else the released Moshi 7B.
     dtype: float32, bfloat16 or float16; the weights are cast to it (conditioners excepted).
+        Kyutai's q8 weights (config `quantize: true`) are dequantized to it (`dequantize_q8`);
+        the int8 kernels (`--int8`) quantize them again by the same row-absmax rule, which
+        gives back the file's int8 values from float32.
     n_q: keep only this many audio codebooks (text-to-speech models; see `keep_codebooks`).
     """
     if dtype not in (torch.float32, torch.bfloat16, torch.float16):
@@ -115,11 +150,11 @@ def load_lm(
     if repo is not None:
         kcfg = KyutaiConfig.from_repo(repo)[0] if config is None else _kyutai_config(config)
         path = hf_download(repo, kcfg.moshi_name)
-        cfg = kcfg.lm
     else:
-        cfg = _lm_config(config)
+        kcfg = KyutaiConfig() if config is None else _kyutai_config(config)
         path = locate(weights)  # type: ignore[arg-type]
-    state = merge_split_attention(read_state_dict(path, device))
+    cfg = kcfg.lm
+    state = merge_split_attention(dequantize_q8(read_state_dict(path, device), kcfg.quantize, dtype))
     if n_q is not None:
         state, cfg = keep_codebooks(state, cfg, n_q)
     state = {
@@ -138,7 +173,3 @@ def _kyutai_config(config: LMConfig | KyutaiConfig | dict[str, Any] | str | Path
     if isinstance(config, LMConfig):
         return KyutaiConfig(lm=config)
     return KyutaiConfig.load(config)
-
-
-def _lm_config(config: LMConfig | KyutaiConfig | dict[str, Any] | str | Path | None) -> LMConfig:
-    return KyutaiConfig().lm if config is None else _kyutai_config(config).lm

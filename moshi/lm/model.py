@@ -30,7 +30,7 @@ from .layers import Embedding, RMSNorm, TransformerLayer
 class LMOutput:
     """Training-style outputs, aligned with the (undelayed) input codes."""
 
-    text_logits: Tensor  # [B, 1, T, text_card]
+    text_logits: Tensor  # [B, 1, T, text_out_card]
     logits: Tensor  # [B, dep_q, T, card]
     text_mask: Tensor  # [B, 1, T] bool, where text_logits are valid
     mask: Tensor  # [B, dep_q, T] bool, where logits are valid (0 elsewhere)
@@ -63,7 +63,7 @@ class LMModel(nn.Module):
         self.text_emb = Embedding(cfg.text_card + 1, cfg.dim, demux=cfg.demux_second_text_stream)
         self.transformer = TemporalTransformer(cfg)
         self.out_norm = RMSNorm(cfg.dim)
-        self.text_linear = nn.Linear(cfg.dim, cfg.text_card, bias=False)
+        self.text_linear = nn.Linear(cfg.dim, cfg.text_out_card, bias=False)
         if cfg.dep_q:
             d, rank = cfg.depformer_dim, cfg.depformer_low_rank_embeddings
             self.depformer_in = nn.ModuleList(  # one per weight set
@@ -201,7 +201,7 @@ class LMModel(nn.Module):
         delayed = delay_streams(codes, cfg.delays, initial)
         c = Conditions(None, None) if conditions is None else conditions
         h = self.temporal(torch.cat([initial, delayed[..., :-1]], dim=-1), c.sum, c.cross)  # [B, T, dim]
-        text_logits = self.text_linear(h)[:, None]  # [B, 1, T, text_card]
+        text_logits = self.text_linear(h)[:, None]  # [B, 1, T, text_out_card]
         text_mask = torch.ones(B, 1, T, dtype=torch.bool, device=codes.device)
         if not cfg.dep_q:
             empty = h.new_zeros(B, 0, T, cfg.card)

@@ -1,10 +1,14 @@
 """An asyncio client for Kyutai's websocket protocol (this server's, and Kyutai's own).
 
     client = await Client.connect("ws://127.0.0.1:8998", query={"text_seed": 1})
-    await client.send_pcm(pcm)                 # float32 24 kHz mono, any length
+    await client.send_pcm(pcm)                 # float32 24 kHz mono, any length, paced
     async for event in client.events():        # AudioEvent / TextEvent / ErrorEvent
-        ...
+        ...                                    # until the connection closes
     await client.close()
+
+The server drops input that comes faster than real time, so `send_pcm` paces itself: it
+returns once its audio could have been spoken, running at most `PACE_LEAD_S` ahead of
+real time (`pace=False` sends at once, for servers told to keep every frame).
 
 Audio goes out as Ogg/Opus pages (one 80 ms frame per message) and comes back the same
 way; `connect` returns once the server sent its handshake (any 0x00 message, so the Rust
@@ -33,6 +37,7 @@ from .protocol import MessageKind
 log = logging.getLogger(__name__)
 
 HANDSHAKE_TIMEOUT_S = 30.0  # Kyutai's Python server keeps extra clients waiting silently
+PACE_LEAD_S = 0.16  # paced audio runs at most this far ahead of real time (the server keeps 3 frames)
 
 
 class ServerError(Exception):
@@ -74,13 +79,15 @@ def chat_url(url: str, query: dict[str, object] | None = None) -> str:
 class Client:
     """One conversation with a server. Create it with `Client.connect`."""
 
-    def __init__(self, ws: ClientConnection, metadata: dict[str, Any] | None = None):
+    def __init__(self, ws: ClientConnection, metadata: dict[str, Any] | None = None, pace: bool = True):
         self._ws = ws
         self.metadata = metadata  # a METADATA message the server sent before the handshake
         self._framer = Framer()
         self._encoder = OpusEncoder()
         self._decoder = OpusDecoder()
         self.seconds_sent = 0.0
+        self._pace = pace
+        self._started_at: float | None = None  # the loop's clock at the first frame sent
 
     @classmethod
     async def connect(
@@ -90,11 +97,12 @@ class Client:
         auth_token: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         handshake_timeout: float | None = HANDSHAKE_TIMEOUT_S,
+        pace: bool = True,
     ) -> Client:
         """Open a conversation and wait for the server's handshake.
 
         `query`: sampling parameters (`protocol.QUERY_PARAMS`); `auth_token` is sent as an
-        `Authorization: Bearer` header. Raises `ServerError` if the server refuses,
+        `Authorization: Bearer` header; `pace`: see `send_pcm`. Raises `ServerError` if the server refuses,
         `TimeoutError` if no handshake comes within `handshake_timeout` seconds, `OSError`
         (`ConnectionError`) if no websocket server answers, `ValueError` for a bad URL."""
         target = chat_url(url, query)
@@ -121,15 +129,18 @@ class Client:
         except BaseException:
             await ws.close()
             raise
-        return cls(ws, metadata)
+        return cls(ws, metadata, pace)
 
     async def send_pcm(self, pcm: np.ndarray) -> None:
         """Send audio: pcm [T] float32, 24 kHz mono, any length (sent in 80 ms frames;
-        the remainder waits for the next call). Raises `ConnectionError` once closed."""
+        the remainder waits for the next call), paced in real time unless `pace=False`.
+        Raises `ConnectionError` once closed."""
         pcm = np.asarray(pcm, dtype=np.float32)
         if pcm.ndim != 1:
             raise ValueError(f"expected mono pcm [T], got shape {list(pcm.shape)}")
         for frame in self._framer.push(pcm):
+            if self._pace:
+                await self._wait_for_real_time()
             pages = self._encoder.encode(frame)
             self.seconds_sent += len(frame) / SAMPLE_RATE
             if pages:
@@ -137,6 +148,16 @@ class Client:
                     await self._ws.send(protocol.encode(MessageKind.AUDIO, pages))
                 except ConnectionClosed as e:
                     raise ConnectionError(f"the connection is closed ({e})") from None
+
+    async def _wait_for_real_time(self) -> None:
+        """Sleep while what was sent runs more than `PACE_LEAD_S` ahead of the clock (a source
+        that fell behind, e.g. a stalled microphone, catches up at once)."""
+        now = asyncio.get_running_loop().time()
+        if self._started_at is None:
+            self._started_at = now
+        ahead = self._started_at + self.seconds_sent - PACE_LEAD_S - now
+        if ahead > 0:
+            await asyncio.sleep(ahead)
 
     async def events(self) -> AsyncIterator[Event]:
         """What the server sends, until the connection closes (then the iteration ends).

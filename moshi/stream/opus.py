@@ -23,6 +23,10 @@ OGG_CAPTURE = b"OggS"
 OPUS_HEAD = b"OpusHead"
 _OGG_HEADER_BYTES = 27  # fixed part of a page header; the segment table follows
 _BOS_FLAG = 0x02  # header type: beginning of stream
+# The largest page body accepted. The format allows 65025 bytes; encoders flush pages at
+# about 4 KB (libogg) and ours writes one 80 ms frame (~100-400 bytes) per page.
+MAX_OGG_PAGE_BODY = 8192
+_START_BYTES = _OGG_HEADER_BYTES + 255 + len(OPUS_HEAD)  # enough to validate a stream's start
 
 
 class OpusError(ValueError):
@@ -51,36 +55,83 @@ def check_stream_start(data: bytes) -> bool:
     return True
 
 
+class OggPager:
+    """Cuts a byte stream into whole Ogg pages, checking each page header as it arrives.
+
+    A page declares its body size in its header (up to 65025 bytes in the format); a page
+    claiming more than `max_body` is refused at once (`OpusError`) instead of silently
+    swallowing the audio that follows while it waits for its body."""
+
+    def __init__(self, max_body: int = MAX_OGG_PAGE_BODY):
+        self.max_body = max_body
+        self._buffer = bytearray()
+
+    def push(self, data: bytes) -> list[bytes]:
+        """More stream bytes -> the pages they complete, in order (each header + body)."""
+        self._buffer += data
+        pages, start, buf = [], 0, self._buffer
+        while len(buf) - start >= _OGG_HEADER_BYTES:
+            if buf[start : start + 4] != OGG_CAPTURE:
+                raise OpusError(f"broken Ogg stream: a page starts with {bytes(buf[start : start + 4])!r}")
+            table_end = start + _OGG_HEADER_BYTES + buf[start + 26]
+            if len(buf) < table_end:
+                break
+            body = sum(buf[start + _OGG_HEADER_BYTES : table_end])
+            if body > self.max_body:
+                raise OpusError(f"an Ogg page of {body} bytes: at most {self.max_body} are accepted")
+            if len(buf) < table_end + body:
+                break
+            pages.append(bytes(buf[start : table_end + body]))
+            start = table_end + body
+        del buf[:start]
+        return pages
+
+
 class OpusDecoder:
-    """Ogg/Opus bytes, in pieces of any size, -> float32 pcm at `sample_rate` (mono)."""
+    """Ogg/Opus bytes, in pieces of any size, -> float32 pcm at `sample_rate` (mono).
+
+    `split` then `decode` (page by page, so a caller can interleave other work between
+    pages), or `append` for both at once."""
 
     def __init__(self, sample_rate: int = SAMPLE_RATE):
         self._reader = sphn.OpusStreamReader(sample_rate)
-        self._head = b""  # bytes kept until the stream start is validated
+        self._pager = OggPager()
+        self._head = b""  # the stream's first bytes, until its start is validated
         self._checked = False
         self._error: OpusError | None = None
 
-    def append(self, data: bytes) -> np.ndarray:
-        """Decode more bytes: returns the pcm they complete, [T] float32 (T may be 0).
-        Raises `OpusError` for bytes that are not (or no longer) an Ogg/Opus stream."""
+    def split(self, data: bytes) -> list[bytes]:
+        """Bytes -> the whole Ogg pages they complete. Raises `OpusError` for bytes that
+        are not (or no longer) an Ogg/Opus stream; the decoder then stays failed."""
         if self._error is not None:
             raise self._error
-        if not self._checked:
-            self._head += data
-            try:
-                self._checked = check_stream_start(self._head)
-            except OpusError as e:
-                self._error = e
-                raise
-            if not self._checked:
-                return np.zeros(0, dtype=np.float32)
-            data, self._head = self._head, b""
         try:
-            pcm = self._reader.append_bytes(data)
+            if not self._checked:  # decided on the first bytes, before any page is whole
+                self._head = (self._head + data)[:_START_BYTES]
+                self._checked = check_stream_start(self._head)
+            pages = self._pager.push(data)
+            if pages and not self._checked:  # a whole first page too short for an OpusHead
+                raise OpusError("the first Ogg page holds no OpusHead packet")
+        except OpusError as e:
+            self._error = e
+            raise
+        return pages
+
+    def decode(self, page: bytes) -> np.ndarray:
+        """One whole page (from `split`) -> the pcm it completes, [T] float32 (T may be 0)."""
+        if self._error is not None:
+            raise self._error
+        try:
+            pcm = self._reader.append_bytes(page)
         except Exception as e:  # sphn raises ValueError for broken pages; be safe
             self._error = OpusError(f"broken Ogg/Opus stream: {e}")
             raise self._error from None
         return np.asarray(pcm, dtype=np.float32).reshape(-1)
+
+    def append(self, data: bytes) -> np.ndarray:
+        """Decode more bytes: returns the pcm they complete, [T] float32 (T may be 0)."""
+        pieces = [self.decode(page) for page in self.split(data)]
+        return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
 
 
 class Framer:

@@ -6,6 +6,7 @@ access token, the Origin check, and the sampling parameters of the chat URL.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import math
 from dataclasses import replace
@@ -55,8 +56,13 @@ def text_response(status: int, text: str, extra: dict[str, str] | None = None) -
     return response(status, f"{text}\n".encode(), "text/plain; charset=utf-8", extra)
 
 
-def json_response(obj: dict[str, Any]) -> Response:
-    return response(200, json.dumps(obj).encode(), "application/json")
+def json_response(obj: dict[str, Any], status: int = 200) -> Response:
+    return response(status, json.dumps(obj, allow_nan=False).encode(), "application/json")
+
+
+def without_body(r: Response) -> Response:
+    """The answer to a HEAD request: the same status and headers (Content-Length included)."""
+    return Response(r.status_code, r.reason_phrase, r.headers, b"")
 
 
 def static_file(root: Path, url_path: str) -> Path | None:
@@ -68,9 +74,12 @@ def static_file(root: Path, url_path: str) -> Path | None:
         return None
     if parts[0] in EXCLUDED_STATIC_DIRS:
         return None
-    root = root.resolve()
-    path = (root / rel).resolve()
-    if not path.is_relative_to(root) or not path.is_file():
+    try:  # a name too long for the OS, a symlink loop...: not a file we serve
+        root = root.resolve()
+        path = (root / rel).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            return None
+    except (OSError, RuntimeError):
         return None
     return path
 
@@ -80,10 +89,25 @@ def static_response(root: Path, url_path: str) -> Response:
     if path is None:
         return text_response(404, "not found")
     content_type = CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
-    return response(200, path.read_bytes(), content_type)
+    try:
+        body = path.read_bytes()
+    except OSError:
+        return text_response(404, "not found")
+    return response(200, body, content_type)
 
 
 # -- request checks ----------------------------------------------------------------------------
+SINGLE_HEADERS = ("Origin", "Authorization", "Host")  # given twice, a request is refused
+
+
+def header_problem(request: Request) -> str | None:
+    """Why the request's headers are unacceptable (None when they are fine)."""
+    for name in SINGLE_HEADERS:
+        if len(request.headers.get_all(name)) > 1:
+            return f"the {name} header is given more than once"
+    return None
+
+
 def presented_token(request: Request) -> str | None:
     """The access token a request carries: `Authorization: Bearer T` or `?auth_token=T`."""
     header = request.headers.get("Authorization", "")
@@ -105,9 +129,17 @@ def token_problem(request: Request, expected: str | None) -> str | None:
     return None
 
 
-def origin_allowed(request: Request, allowed: tuple[str, ...] | None) -> bool:
-    """Browsers send `Origin`; it must be in `allowed` or be this server itself (the page
-    we serve). Requests without one (non-browser clients) and `allowed=None` pass."""
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def origin_allowed(
+    request: Request, allowed: tuple[str, ...] | None, own_hosts: tuple[str, ...] = ()
+) -> bool:
+    """Browsers send `Origin`; requests without one (non-browser clients) pass, and so does
+    any origin with `allowed=None`. Otherwise the origin must be in `allowed`, or be this
+    server itself (the page we serve): the same host and port as the request's `Host`,
+    under a name that nobody else's DNS can point at us (DNS rebinding): an IP address, a
+    loopback name, or one of `own_hosts` (the names the server was started with)."""
     origin = request.headers.get("Origin")
     if allowed is None or origin is None:
         return True
@@ -115,7 +147,18 @@ def origin_allowed(request: Request, allowed: tuple[str, ...] | None) -> bool:
     if origin in (a.rstrip("/").lower() for a in allowed):
         return True
     host = request.headers.get("Host", "").lower()
-    return bool(host) and urlsplit(origin).netloc == host
+    if not host or urlsplit(origin).netloc != host:
+        return False
+    name = (urlsplit(origin).hostname or "").strip("[]")
+    return name in LOOPBACK_NAMES or name in {h.lower().strip("[]") for h in own_hosts} or _is_ip(name)
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def sampling_options(query: str, defaults: SamplingOptions) -> SamplingOptions:

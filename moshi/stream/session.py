@@ -43,7 +43,9 @@ class Session:
     options: SamplingOptions
     input_backlog: int = 3
     output_backlog: int = 4
+    id: str = ""  # the conversation id of the log lines
     slot: int | None = None  # the engine slot, once opened
+    started: float = 0.0  # time.monotonic() when the slot opened
     stats: SlotStats = field(default_factory=SlotStats)  # the engine's, once opened
     closed: bool = False
     decoder: OpusDecoder = field(default_factory=OpusDecoder)
@@ -67,7 +69,11 @@ class Session:
     def receive_audio(self, ogg: bytes, now: float) -> int:
         """Client Ogg/Opus bytes -> frames queued for the model (returns how many).
         Raises `OpusError` for bytes that are not an Ogg/Opus stream."""
-        frames = self.framer.push(self.decoder.append(ogg))
+        return self.queue_pcm(self.decoder.append(ogg), now)
+
+    def queue_pcm(self, pcm: np.ndarray, now: float) -> int:
+        """Decoded pcm [T] float32 -> frames queued for the model (returns how many)."""
+        frames = self.framer.push(pcm)
         for frame in frames:
             if len(self.inbox) == self.input_backlog:
                 self.stats.dropped_in += 1  # appending drops the oldest

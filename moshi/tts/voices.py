@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import read_state_dict
-from ..hub import hf_download
+from ..hub import hf_download, looks_local
 from ..lm.conditioners import TensorCondition
 
 VOICE_REPO = "kyutai/tts-voices"
@@ -42,7 +42,7 @@ def resolve_voice(spec: str | Path, suffix: str, repo: str = VOICE_REPO) -> Path
     if path.is_file():
         return path
     name = str(spec)
-    if path.is_absolute() or name.startswith((".", "~")):
+    if path.is_absolute() or name.startswith(".") or looks_local(name):
         raise FileNotFoundError(f"no such voice file: {spec}")
     filename = name if name.endswith(".safetensors") else name + suffix
     if not filename.endswith(".safetensors"):

@@ -28,7 +28,8 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
-def _model_dir(root: Path, lm: str, extra: dict) -> Path:
+def model_dir(root: Path, lm: str, extra: dict) -> Path:
+    """A folder laid out as a Kyutai repo, for the tiny LM fixture `lm`; returns its config.json."""
     root.mkdir(parents=True)
     shutil.copy(FIXTURES / lm / "weights.safetensors", root / "lm.safetensors")
     shutil.copy(FIXTURES / "mimi_tiny" / "weights.safetensors", root / "mimi.safetensors")
@@ -49,14 +50,14 @@ def _model_dir(root: Path, lm: str, extra: dict) -> Path:
 @pytest.fixture(scope="session")
 def dialogue_model(tmp_path_factory) -> list[str]:
     """Flags selecting the tiny dialogue model (offline, CPU)."""
-    config = _model_dir(tmp_path_factory.mktemp("models") / "moshi", "moshi_lm_tiny", {"model_type": "moshi"})
+    config = model_dir(tmp_path_factory.mktemp("models") / "moshi", "moshi_lm_tiny", {"model_type": "moshi"})
     return ["--config", str(config), "--device", "cpu"]
 
 
 @pytest.fixture(scope="session")
 def stt_model(tmp_path_factory) -> list[str]:
     """Flags selecting the tiny speech-to-text model (offline, CPU)."""
-    config = _model_dir(
+    config = model_dir(
         tmp_path_factory.mktemp("models") / "stt",
         "stt_lm_tiny",
         {"model_type": "stt", "stt_config": STT_CONFIG},

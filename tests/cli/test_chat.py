@@ -85,6 +85,45 @@ def test_a_refusing_server_is_one_line(moshi, server, wav, tmp_path):
     assert not (tmp_path / "o.wav").exists()
 
 
+def test_the_server_going_away_is_one_line_and_keeps_the_recording(moshi, wav, tmp_path):
+    """A server that ends the conversation after three frames: exit 1, one line, and what
+    was recorded is saved."""
+    from websockets.asyncio.server import serve
+
+    state = {}
+
+    async def handler(ws):
+        await ws.send(b"\x00")
+        received = 0
+        async for _ in ws:
+            received += 1
+            if received == 3:
+                await ws.close()
+
+    async def serve_until_stopped():
+        state["stop"] = asyncio.Event()
+        async with serve(handler, "127.0.0.1", 0, compression=None) as server:
+            state["port"] = server.sockets[0].getsockname()[1]
+            started.set()
+            await state["stop"].wait()
+
+    loop, started = asyncio.new_event_loop(), threading.Event()
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve_until_stopped(),), daemon=True)
+    thread.start()
+    assert started.wait(10)
+    out, saved = tmp_path / "moshi.wav", tmp_path / "both.wav"
+    try:
+        r = moshi("chat", "--url", f"ws://127.0.0.1:{state['port']}", "--input-file", wav(seconds=1.5),
+                  "--output-file", out, "--save", saved)  # fmt: skip
+    finally:
+        loop.call_soon_threadsafe(state["stop"].set)
+        thread.join(10)
+    assert r.code == 1, r.err
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and "the server ended the conversation after" in lines[0], r.err
+    assert str(saved) in lines[0] and sf.info(saved).frames > 0 and out.exists()
+
+
 # -- a fake sounddevice --------------------------------------------------------------------------
 class FakeSoundDevice(types.ModuleType):
     """Devices that only do 48 kHz; streams whose callbacks the test calls."""
@@ -172,6 +211,16 @@ def test_sound_card_frames_resamples_and_counts_problems(fake_sd, speech):
 def test_list_devices(moshi, fake_sd):
     r = moshi("chat", "--list-devices")
     assert r.code == 0 and "Fake Card" in r.out
+
+
+def test_no_sound_card_is_said_in_one_line(moshi, fake_sd, dialogue_model):
+    fake_sd.query_devices = lambda device=None, kind=None: ()  # PortAudio sees no device
+    r = moshi("chat", "--list-devices")
+    assert r.code == 0 and "no sound card found" in r.out
+    r = moshi("chat", *dialogue_model)
+    lines = r.err.strip().splitlines()
+    assert r.code == 1 and len(lines) == 1
+    assert "no sound card found" in lines[0] and "--input-file" in lines[0]
 
 
 def test_ctrl_c_ends_cleanly_and_saves(moshi, fake_sd, dialogue_model, speech, tmp_path):

@@ -19,6 +19,7 @@ def bad(tmp_path, wav):
     (out / "existing.txt").write_text("existing")
     return {
         "good": wav(),
+        "other": wav("other.wav"),
         "missing": tmp_path / "missing.wav",
         "folder": tmp_path / "in",
         "text": tmp_path / "notes.txt",
@@ -47,6 +48,12 @@ CASES = [
     ("unknown format", "transcribe {good} --format xml", "invalid choice"),
     ("unknown dtype", "infer {good} -o {out}/n --dtype float8", "invalid choice"),
     ("unknown device", "transcribe {good} --device tpu", "device"),
+    ("cpu with an index", "transcribe {good} --device cpu:3", "the CPU has no index"),
+    ("mistyped config path", "transcribe {good} --config nothere.json", "no such file: nothere.json"),
+    ("mistyped weights path", "infer {good} -o {out}/n --moshi-weight ./w.safetensors", "no such file"),
+    ("a file for several inputs", "transcribe {good} {other} -o {out}/single.txt", "need a folder"),
+    ("output folder cannot be made", "infer {good} -o /proc/moshi-x/", "cannot create the folder"),
+    ("port out of range", "serve --port 80000", "--port must be 0 to 65535"),
     ("not a number", "infer {good} -o {out}/n --temp hot", "invalid float"),
     ("bad temperature", "infer {good} -o {out}/n --temp 9", "--temp must"),
     ("bad top-k", "chat --input-file {good} --output-file {out}/n.wav --top-k-text -2", "--top-k-text must"),
@@ -103,3 +110,16 @@ def test_missing_model_files_are_one_line(bad, moshi, tmp_path, monkeypatch):
 def test_tracebacks_only_with_debug(bad, moshi, dialogue_model):
     with pytest.raises(Exception, match="no such file"):
         moshi("--debug", "infer", bad["missing"], "-o", bad["out"] / "n", *dialogue_model)
+
+
+def test_a_port_in_use_is_found_before_the_model_loads(moshi, monkeypatch):
+    import socket
+
+    from moshi.cli import serve
+
+    monkeypatch.setattr(serve, "model_files", lambda args: pytest.fail("the model was looked up first"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        r = moshi("serve", "--port", taken.getsockname()[1], "--device", "cpu")
+    assert r.code == 1 and "cannot listen on 127.0.0.1:" in r.err and len(r.err.strip().splitlines()) == 1

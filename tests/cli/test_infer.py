@@ -6,8 +6,8 @@ import math
 import numpy as np
 import soundfile as sf
 
-from moshi.cli.dialogue import QUIET_FRAMES, Dialogue
 from moshi.stream.engine import FrameOut
+from moshi.stream.offline import QUIET_FRAMES, Dialogue
 
 FRAME = 1920
 

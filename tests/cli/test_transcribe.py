@@ -5,7 +5,7 @@ import json
 import numpy as np
 import soundfile as sf
 
-from moshi.cli.stt import SttTiming
+from moshi.stt import SttTiming
 from tests.cli.conftest import STT_CONFIG
 
 
@@ -92,3 +92,13 @@ def test_timing_comes_from_the_models_stt_config():
     assert t.steps(1) == 2 + 1 + 10 and t.steps(1920 * 3 + 1) == 2 + 4 + 10
     kyutai_1b = SttTiming.from_config({"audio_silence_prefix_seconds": 0.0, "audio_delay_seconds": 0.5})
     assert kyutai_1b.prefix_frames == 0 and kyutai_1b.flush_frames == 13
+
+
+def test_a_transformers_config_is_one_line_not_the_7b(moshi, wav, tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps({"architectures": ["WhisperForConditionalGeneration"], "model_type": "whisper"})
+    )
+    r = moshi("transcribe", wav(), "--config", config, "--device", "cpu")
+    assert r.code == 1 and r.out == ""
+    assert len(r.err.strip().splitlines()) == 1 and "not a Moshi-family config" in r.err, r.err

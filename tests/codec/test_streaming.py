@@ -12,6 +12,11 @@ from tests.helpers import rel_err
 FRAME = 1920
 
 
+def close(a, b):
+    """Decoded audio equal up to float rounding (batch composition changes summation order)."""
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
 def _frames(x, n_frames_per_call, frame=FRAME):
     return [
         x[..., i : i + n_frames_per_call * frame] for i in range(0, x.shape[-1], n_frames_per_call * frame)
@@ -75,7 +80,9 @@ def test_reset_in_decoder_restarts_item(tiny_mimi, tiny_io):
     with tiny_mimi.streaming(1):
         fresh = torch.cat([tiny_mimi.decode(codes[:1, :, i : i + 1]) for i in range(3, 8)], -1)
     out_t = torch.cat(out, -1)
-    assert torch.equal(out_t[1], plain[1])
+    # Audio is float: the batch's other item changes the kernels' arithmetic by rounding
+    # (it differs between CPUs), so exactness is asserted on codes and audio gets a tolerance.
+    close(out_t[1], plain[1])
     # batch 1 vs batch 2 only differs by float summation order
     torch.testing.assert_close(out_t[:1, :, 3 * FRAME :], fresh, rtol=1e-5, atol=1e-5)
 
@@ -160,5 +167,7 @@ def test_paused_item_does_not_advance_in_decoder(tiny_mimi, tiny_io):
         tiny_mimi.decode(torch.cat([torch.zeros_like(codes[:1, :, :1]), codes[1:, :, 2:3]]))
         tiny_mimi.set_exec_mask(None)
         step = tiny_mimi.decode(torch.cat([codes[:1, :, 2:3], codes[1:, :, 3:4]]))
-    assert torch.equal(step[0], plain[2][0])
-    assert torch.equal(step[1], plain[3][1])
+    close(step[0], plain[2][0])
+    close(step[1], plain[3][1])
+    # Had the paused item advanced, it would now be one frame ahead: far outside rounding.
+    assert rel_err(step[0], plain[3][0]) > 1e-2

@@ -162,3 +162,28 @@ def test_outputs_are_ordinary_tensors(moshi_lm, stt_lm):
     with stt.streaming(1):
         _, heads = stt.step_with_extra_heads(torch.zeros(1, 32, 1, dtype=torch.long))
     assert heads and not any(h.is_inference() for h in heads)
+
+
+@pytest.mark.parametrize("step_first", [True, False])
+def test_whole_sequence_forward_and_generator_steps_in_either_order(moshi_lm, step_first):
+    """The CPU step's inference mode leaves nothing behind that autograd cannot use: `lm(codes)`
+    (autograd on) works after a generator step, and a step works after it."""
+    from moshi.lm import layers
+
+    layers._norm_constants.cache_clear()  # made afresh, by whichever runs first
+    cfg = moshi_lm.config
+    codes = torch.zeros(1, cfg.num_streams, 4, dtype=torch.long)
+
+    def forward():
+        out = moshi_lm(codes)
+        assert out.logits.requires_grad and not out.logits.is_inference()
+
+    def steps():
+        gen = Generator(moshi_lm, temp=0.0, temp_text=0.0)
+        with gen.streaming(1):
+            for _ in range(3):
+                gen.step(torch.zeros(1, cfg.n_q - cfg.dep_q, 1, dtype=torch.long))
+
+    for run in (steps, forward) if step_first else (forward, steps):
+        run()
+    forward()

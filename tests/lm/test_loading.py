@@ -59,7 +59,7 @@ def test_every_kind_of_key_is_accounted_for():
     [
         ("norm", "layer_norm", "config.norm='layer_norm' is not supported"),
         ("gating", "gelu", "config.gating"),
-        ("quantize", True, "config.quantize=True"),
+        ("lora", True, "config.lora=True"),
         ("depformer_weights_per_step", False, "depformer_weights_per_step"),
         ("conditioners", {"x": {}}, "conditioners"),
     ],
@@ -162,6 +162,7 @@ def test_hub_repo_without_config_json_is_moshi_7b(tmp_path, monkeypatch):
         monkeypatch,
         "kyutai/moshiko-pytorch-bf16",
         {"model.safetensors": MOSHI_TINY / "weights.safetensors"},
+        absent=("config.json",),
     )
     with pytest.raises(ValueError, match=r"expected \[5632, 1024\], found \[176, 32\]"):
         load_lm("kyutai/moshiko-pytorch-bf16")

@@ -65,7 +65,6 @@ def test_either_name_of_the_second_stream():
         ("depformer_low_rank_embeddings", 0, "must be >= 1"),
         ("depformer_low_rank_embeddings", 2.5, "must be an integer"),
         ("demux_second_stream", "yes", "must be true or false"),
-        ("text_card_out", 50, "config.text_card_out=50 is not supported"),
         ("depformer_dim_feedforward", [132] * 4, "as a list"),
     ],
 )

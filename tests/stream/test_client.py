@@ -9,7 +9,7 @@ import pytest
 from websockets.asyncio.server import serve
 
 from moshi.stream import protocol
-from moshi.stream.client import AudioEvent, Client, ErrorEvent, ServerError, TextEvent, chat_url
+from moshi.stream.client import PACE_LEAD_S, AudioEvent, Client, ErrorEvent, ServerError, TextEvent, chat_url
 from moshi.stream.opus import OpusDecoder, OpusEncoder
 
 FRAME = 1920
@@ -133,3 +133,25 @@ def test_sending_after_the_server_left_is_a_connection_error():
                 await client.send_pcm(np.zeros((2, FRAME), np.float32))
 
     asyncio.run(run())
+
+
+def test_a_whole_file_sent_at_once_is_paced_in_real_time():
+    """The server drops what comes faster than real time: send_pcm waits so that frame k
+    leaves no earlier than k * 80 ms - PACE_LEAD_S after the first."""
+    arrivals: list[float] = []
+
+    async def handler(ws):
+        await ws.send(b"\x00")
+        async for _ in ws:
+            arrivals.append(asyncio.get_running_loop().time())
+
+    async def run():
+        async with fake_server(handler) as url:
+            client = await Client.connect(url)
+            await client.send_pcm(np.zeros(12 * FRAME, np.float32))  # 0.96 s
+            await asyncio.sleep(0.05)
+            await client.close()
+
+    asyncio.run(run())
+    assert len(arrivals) >= 11  # the first Opus page may wait for the next frame
+    assert arrivals[-1] - arrivals[0] >= 0.96 - 2 * 0.08 - PACE_LEAD_S

@@ -33,7 +33,7 @@ SEEDS = {"text_seed": 1, "audio_seed": 2}
 async def converse(url: str, pcm: np.ndarray, query: dict, expect_samples: int) -> list:
     """Send all of `pcm` at once (no pacing), collect events until `expect_samples` of audio.
     (A frame's text follows its audio: send one frame more than needed to get it all.)"""
-    client = await Client.connect(url, query=query)
+    client = await Client.connect(url, query=query, pace=False)
     events, samples = [], 0
 
     async def receive():

@@ -112,7 +112,7 @@ def test_other_kinds_are_ignored(served, audio):
 
 
 def test_a_silent_client_is_closed_after_the_idle_timeout(served):
-    check_refused(served, [], 1000, "nothing received")
+    check_refused(served, [], 1000, "no audio received")
 
 
 def test_a_client_that_disconnects_mid_frame(served, audio):

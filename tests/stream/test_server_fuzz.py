@@ -23,7 +23,8 @@ from tests.stream.test_server_support import (  # noqa: F401 (one_torch_thread: 
     ws_frame,
 )
 
-LIMITS = {"send_buffer_bytes": 4096, "send_stall_s": 0.5, "idle_timeout_s": 5.0}
+# idle: long enough for the witness to sit out the cycles test silent (idle means no audio)
+LIMITS = {"send_buffer_bytes": 4096, "send_stall_s": 0.5, "idle_timeout_s": 60.0}
 FUZZ_SETTINGS = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

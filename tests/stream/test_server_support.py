@@ -170,11 +170,16 @@ def ws_frame(payload: bytes, opcode: int = 2, fin: bool = True) -> bytes:
     return header + mask + masked
 
 
-def http_get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
-    """A raw HTTP/1.1 GET (the path is sent as is, unnormalised): (status, headers, body)."""
+def http_get(
+    port: int, path: str, headers: dict[str, str] | list[tuple[str, str]] | None = None, method: str = "GET"
+) -> tuple[int, dict, bytes]:
+    """A raw HTTP/1.1 request (the path is sent as is, unnormalised): (status, headers, body).
+    `headers` as a list may repeat a name; a `Host` given there replaces the default one."""
+    pairs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
     with socket.create_connection(("127.0.0.1", port), timeout=HANG_GUARD_S) as sock:
-        extra = [f"{k}: {v}" for k, v in (headers or {}).items()]
-        lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", *extra]
+        extra = [f"{k}: {v}" for k, v in pairs]
+        host = [] if any(k.lower() == "host" for k, _ in pairs) else [f"Host: 127.0.0.1:{port}"]
+        lines = [f"{method} {path} HTTP/1.1", *host, *extra]
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         data = b""
         while chunk := sock.recv(65536):
@@ -212,7 +217,7 @@ class Witness:
     async def _run(self) -> None:
         from moshi.stream.client import AudioEvent, Client, ErrorEvent
 
-        client = await Client.connect(self.url)
+        client = await Client.connect(self.url, pace=False)
         self._started.set()
 
         async def receive() -> None:

@@ -89,6 +89,7 @@ def test_stream_reads_lines_as_they_come(model_dir, tmp_path, monkeypatch):
         (['qu <break time="5ms"/>'], "malformed break"),
         (["qu", "--n-q", "9"], r"n_q must be in \[1, 8\]"),
         (["   "], "no text to speak"),
+        (["qu", "--voice", "nothere.safetensors"], "no such voice file: nothere.safetensors"),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(model_dir, tmp_path, monkeypatch, capsys, args, match):
@@ -114,3 +115,23 @@ def test_an_existing_output_needs_force(model_dir, tmp_path, capsys):
 def test_nothing_to_do_is_an_error(model_dir, capsys):
     assert speak(model_dir, "qu") == 1
     assert "-o FILE.wav and/or --play" in capsys.readouterr().err
+
+
+def test_missing_folders_are_created_and_the_suffix_names_the_format(
+    model_dir, tmp_path, capsys, monkeypatch
+):
+    clock = iter(range(0, 10**6, 100))  # each reading of the clock: 100 s later
+    monkeypatch.setattr("moshi.cli.speak.time.perf_counter", lambda: next(clock))
+    out, timings = tmp_path / "nodir" / "sub" / "s.flac", tmp_path / "other" / "w.json"
+    assert speak(model_dir, "qu", "-o", out, "--timings", timings) == 0
+    assert sf.info(out).format == "FLAC" and json.loads(timings.read_text())["words"]
+    err = capsys.readouterr().err
+    rtf = float(re.search(r"real-time factor ([\d.]+)", err).group(1))
+    seconds = sf.info(out).duration
+    assert rtf == pytest.approx(200 / seconds, abs=0.01)  # compute (start, first audio, end) over audio
+
+
+def test_an_unknown_suffix_is_refused_before_work(model_dir, tmp_path, capsys):
+    assert speak(model_dir, "qu", "-o", tmp_path / "x.xyz") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and ".wav, .flac, .ogg, .mp3" in err[0] and not (tmp_path / "x.xyz").exists()

@@ -1,4 +1,5 @@
-"""Offline dialogues: whole user recordings through the real-time `Engine`, one slot each.
+"""Offline dialogues: whole user recordings through the real-time `Engine`, one slot each
+(what `moshi infer` does; usable from Python).
 
 A recording is fed frame by frame, as a microphone would, then silence, so that Moshi can
 finish what it is saying: the run of a recording ends once Moshi's text has been padding
@@ -23,7 +24,9 @@ import numpy as np
 
 from ..audio import FRAME_RATE, FRAME_SIZE
 from ..lm.sampling import SamplingOptions
-from ..stream.engine import Engine, FrameOut
+from ..lm.text import TextTokenizer
+from ..stt.transcript import Transcript, timed_words
+from .engine import Engine, FrameOut
 
 QUIET_SECONDS = 2.0  # after the input, stop once Moshi's text has been padding this long
 QUIET_FRAMES = math.ceil(QUIET_SECONDS * FRAME_RATE)
@@ -81,6 +84,18 @@ class Dialogue:
         flat = self.user.reshape(-1)[: len(moshi)]
         user[: len(flat)] = flat
         return np.stack([user, moshi], axis=1)
+
+    def transcript(self, tokenizer: TextTokenizer, end_of_padding_id: int = 0) -> Transcript:
+        """What Moshi said, word by word, in seconds of the output."""
+        words = timed_words(
+            self.tokens,
+            tokenizer,
+            frame_rate=FRAME_RATE,
+            shift=0.0,
+            duration=len(self.moshi) / FRAME_RATE,
+            end_of_padding_id=end_of_padding_id,
+        )
+        return Transcript(words)
 
 
 def run_dialogues(

@@ -1,4 +1,4 @@
-"""Speech-to-text on whole files with Kyutai's STT models (dep_q = 0, 32 codebooks in).
+"""Speech-to-text on whole recordings with Kyutai's STT models (dep_q = 0, 32 codebooks in).
 
 A batch of inputs runs as one stream per input: each gets `prefix` seconds of silence
 before it (the model was trained to start listening in silence) and `delay` seconds plus
@@ -9,12 +9,16 @@ own end. Decoding is greedy, as in Kyutai's scripts.
 
 Voice activity: the 1B model has 4 extra heads of 6 values; Kyutai's scripts read head 2,
 value 0 as the probability that the speaker has finished their turn (> 0.5: end of turn).
+
+    files = ModelFiles.resolve("kyutai/stt-1b-en_fr")
+    lm, mimi, tokenizer = files.load_lm(), files.load_mimi(), files.load_tokenizer()
+    t = transcribe(lm, mimi, pcm, tokenizer, files.config.stt_config, vad=True)  # pcm [T] at 24 kHz
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +46,8 @@ class SttTiming:
     flush_frames: int  # silence after each input
 
     @classmethod
-    def from_config(cls, stt_config: dict[str, Any]) -> SttTiming:
+    def from_config(cls, stt_config: Mapping[str, Any]) -> SttTiming:
+        """From a Kyutai `stt_config` (missing keys: the defaults of Kyutai's scripts)."""
         prefix = float(stt_config.get("audio_silence_prefix_seconds", DEFAULT_PREFIX_SECONDS))
         delay = float(stt_config.get("audio_delay_seconds", DEFAULT_DELAY_SECONDS))
         if prefix < 0 or delay < 0:
@@ -63,23 +68,51 @@ class SttTiming:
 
 
 def has_vad(lm: LMModel) -> bool:
+    """Whether the model has the voice-activity head that `vad=True` reads."""
     cfg = lm.config
     return cfg.extra_heads_num_heads > VAD_HEAD and cfg.extra_heads_dim > VAD_INDEX
 
 
+Audio = np.ndarray | torch.Tensor
+Timing = SttTiming | Mapping[str, Any] | None
+
+
+def transcribe(
+    lm: LMModel, mimi: Mimi, pcm: Audio, tokenizer: TextTokenizer, timing: Timing = None, vad: bool = False
+) -> Transcript:
+    """pcm: [T] mono float audio at 24 kHz -> its words with times (seconds of the input),
+    and with `vad=True` the times where the speaker finished a turn.
+
+    timing: the model's `stt_config` dict (`ModelFiles.config.stt_config`), an `SttTiming`,
+        or None for Kyutai's defaults (1 s of silence before, a 5 s text delay)."""
+    return transcribe_batch(lm, mimi, [pcm], tokenizer, timing, vad)[0]
+
+
 def transcribe_batch(
-    mimi: Mimi,
     lm: LMModel,
+    mimi: Mimi,
+    pcms: Sequence[Audio],
     tokenizer: TextTokenizer,
-    pcms: list[np.ndarray],
-    timing: SttTiming,
+    timing: Timing = None,
     vad: bool = False,
     on_steps: Callable[[int], None] | None = None,
 ) -> list[Transcript]:
-    """pcms: [T_i] float32 at 24 kHz -> one transcript each. `on_steps(n)` reports progress."""
-    tokens, probs = _run(mimi, lm, pcms, timing, vad, on_steps)  # [B, S], [B, S]
+    """Several inputs ([T_i] each, any lengths) as one batch -> one transcript each, the
+    same as each would get alone. `on_steps(n)` reports progress (n more steps done)."""
+    if lm.config.dep_q != 0:
+        raise ValueError(f"expected a speech-to-text model (dep_q = 0), got dep_q = {lm.config.dep_q}")
+    if mimi.num_codebooks != lm.config.n_q:
+        raise ValueError(f"the model reads {lm.config.n_q} codebooks, Mimi makes {mimi.num_codebooks}")
+    if vad and not has_vad(lm):
+        raise ValueError("vad=True: this model has no voice-activity head (kyutai/stt-1b-en_fr has one)")
+    if not pcms:
+        raise ValueError("expected at least one input")
+    arrays = [_mono(p) for p in pcms]
+    if not isinstance(timing, SttTiming):
+        timing = SttTiming.from_config(timing or {})
+    tokens, probs = _run(mimi, lm, arrays, timing, vad, on_steps)  # [B, S], [B, S]
     out = []
-    for b, pcm in enumerate(pcms):
+    for b, pcm in enumerate(arrays):
         n = timing.steps(len(pcm))
         duration = len(pcm) / SAMPLE_RATE
         words = timed_words(
@@ -93,6 +126,15 @@ def transcribe_batch(
         turns = _end_of_turns(tokens[b, :n], probs[b, :n], timing, duration, lm) if vad else None
         out.append(Transcript(words, turns))
     return out
+
+
+def _mono(pcm: Audio) -> np.ndarray:
+    """[T] float32 numpy, from numpy or torch."""
+    if isinstance(pcm, torch.Tensor):
+        pcm = pcm.detach().float().cpu().numpy()
+    if pcm.ndim != 1:
+        raise ValueError(f"expected mono audio of shape [T], got shape {list(pcm.shape)}")
+    return np.asarray(pcm, dtype=np.float32)
 
 
 @torch.no_grad()

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from moshi.cli.transcript import Transcript, Word, cues, render, timed_words
 from moshi.lm.text import TextTokenizer
+from moshi.stt import MIN_CUE_SECONDS, Transcript, Word, cues, render, timed_words
 from tests.helpers import FIXTURES
 
 PAD, EPAD = 3, 0
@@ -78,3 +78,15 @@ def test_cues_stay_short_and_break_at_turns():
     assert [c.text for c in cues(turns)] == ["word0 word1", "word2 word3"]
     assert render(turns, "txt") == "word0 word1\nword2 word3\n"
     assert json.loads(render(turns, "json"))["end_of_turn"] == [1.0]
+
+
+def test_no_cue_is_empty_in_time():
+    """Words clamped to the input's ends have no length: a cue lasts MIN_CUE_SECONDS, or
+    until the next cue when that starts sooner (and later than this one)."""
+    assert MIN_CUE_SECONDS == 0.5
+    t = Transcript([Word("a", 0.0, 0.0), Word("b", 0.2, 0.2), Word("c", 1.0, 1.0)], end_of_turn=[0.1, 0.5])
+    assert [(c.text, c.start, c.end) for c in cues(t)] == [("a", 0.0, 0.2), ("b", 0.2, 0.7), ("c", 1.0, 1.5)]
+    assert render(t, "srt").splitlines()[1] == "00:00:00,000 --> 00:00:00,200"
+    same = Transcript([Word("x" * 30, 2.0, 2.0), Word("y" * 30, 2.0, 2.0)])  # one cue each, same time
+    assert [(c.start, c.end) for c in cues(same)] == [(2.0, 2.5), (2.0, 2.5)]
+    assert "00:00:02.000 --> 00:00:02.500" in render(same, "vtt")

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from ..lm.text import TextTokenizer
 
 MAX_CUE_CHARS = 42  # subtitles: a cue holds at most this much text,
-MAX_CUE_SECONDS = 5.0  # and lasts at most this long
+MAX_CUE_SECONDS = 5.0  # and lasts at most this long (its words allowing),
+MIN_CUE_SECONDS = 0.5  # and at least this long, or until the next cue starts
 
 
 @dataclass(frozen=True)
@@ -121,18 +122,26 @@ def _split(words: list[Word], breaks: list[float]) -> list[list[Word]]:
 
 
 def cues(t: Transcript) -> list[Word]:
-    """Subtitle cues: words grouped up to MAX_CUE_CHARS / MAX_CUE_SECONDS, never across a turn."""
-    out: list[Word] = []
+    """Subtitle cues: words grouped up to MAX_CUE_CHARS / MAX_CUE_SECONDS, never across a
+    turn. A cue is never empty in time: words clamped to the input's ends (said during the
+    silence around it) have no length, so a cue lasts at least MIN_CUE_SECONDS, or until the
+    next cue starts if that is sooner (but later than this one's start)."""
+    grouped: list[Word] = []
     for run in _split(t.words, t.end_of_turn or []):
         cue: list[Word] = []
         for w in run:
             text = " ".join(x.text for x in [*cue, w])
             if cue and (len(text) > MAX_CUE_CHARS or w.end - cue[0].start > MAX_CUE_SECONDS):
-                out.append(_join(cue))
+                grouped.append(_join(cue))
                 cue = []
             cue.append(w)
         if cue:
-            out.append(_join(cue))
+            grouped.append(_join(cue))
+    out = []
+    for i, c in enumerate(grouped):
+        later = [n.start for n in grouped[i + 1 :] if n.start > c.start]
+        floor = min([c.start + MIN_CUE_SECONDS, *later[:1]])
+        out.append(Word(c.text, c.start, round(max(c.end, floor), 3)))
     return out
 
 

@@ -1,0 +1,2 @@
+"""Training: data (manifests, word alignments, the text stream, cached codec codes), the LM
+and codec trainers."""

@@ -1,0 +1,225 @@
+"""Training items for the LM: crops of `duration_sec` of cached Mimi codes, with the text
+stream built from the word alignments, laid out as `LMModel.forward(codes)` takes them.
+
+    item [K, T] int64, K = 1 + n_q, T = ceil(duration_sec * 12.5):
+      dialogue  row 0 Moshi's words (SPEAKER_MAIN), rows 1..dep_q the left channel (Moshi),
+                rows dep_q+1..n_q the right channel (the user)  (stereo files)
+      stt       row 0 the words, `stt_config.audio_delay_seconds` behind the audio; rows 1..n_q
+                the audio  (mono files)
+      tts       row 0 the words, `tts_config.audio_delay` ahead of the audio; rows 1..n_q the
+                audio  (mono files)
+    -1 (the zero token: embeds to zero, no loss) where a row is undefined: past the end of
+    the file, and text before it can start (speech-to-text).
+
+Every file is checked and encoded (or found in the codes cache) when the dataset is made; a
+bad one (missing or malformed alignments, a word outside the audio, an unreadable file, the
+wrong number of channels) is logged with one line naming it, skipped and counted in
+`skipped`. Other sample rates are resampled. A file of F frames gives max(1, F // T) items
+(long files are seen as often as their length warrants); item i's crop starts at a random
+frame drawn from a generator seeded by (seed, epoch, i), so runs are reproducible and
+resumable: `set_epoch` moves to the next epoch's crops.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import itertools
+import logging
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from ..audio import FRAME_RATE, AudioFileError
+from ..codec import Mimi
+from ..lm.config import KyutaiConfig, LMConfig
+from ..lm.layers import ZERO_TOKEN
+from ..lm.text import TextTokenizer
+from ..tts.options import TTSConfig
+from .alignments import (
+    MAIN_SPEAKER,
+    AlignedWord,
+    DataError,
+    Entry,
+    check_within,
+    read_alignments,
+    read_manifest,
+)
+from .codes_cache import CodesCache, codes_shape, load_codes
+from .text_stream import text_stream
+
+Task = Literal["dialogue", "stt", "tts"]
+TASKS: tuple[Task, ...] = ("dialogue", "stt", "tts")
+WORD_SLACK_S = 1 / FRAME_RATE  # alignments may end up to one frame after the audio
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a task maps audio channels and words onto the model's streams."""
+
+    channels: int  # audio channels a file must have (dialogue: 2, left = Moshi)
+    codebooks: int  # Mimi codebooks per channel
+    delay_s: float  # seconds the audio lags the text (< 0: the text lags the audio)
+    main_only: bool  # only the main speaker's words make the text
+
+
+def task_layout(task: str, config: KyutaiConfig | LMConfig, delay_s: float | None = None) -> Layout:
+    """The layout of `task` for a model. `delay_s` overrides the delay read from the config
+    (`stt_config.audio_delay_seconds`, `tts_config.audio_delay`); with an LMConfig alone,
+    speech-to-text and text-to-speech need it."""
+    lm = config.lm if isinstance(config, KyutaiConfig) else config
+    full = config if isinstance(config, KyutaiConfig) else None
+    if task == "dialogue":
+        if lm.dep_q == 0 or lm.n_q != 2 * lm.dep_q:
+            got = f"n_q={lm.n_q}, dep_q={lm.dep_q}"
+            raise ValueError(f"dialogue needs a model with n_q = 2 * dep_q > 0, got {got}")
+        return Layout(2, lm.dep_q, 0.0 if delay_s is None else delay_s, main_only=True)
+    if task == "stt":
+        if lm.dep_q != 0:
+            raise ValueError(f"stt needs a model that generates no audio (dep_q = 0), got dep_q={lm.dep_q}")
+        if delay_s is None:
+            if full is None or "audio_delay_seconds" not in full.stt_config:
+                raise ValueError("stt needs the text delay: config.stt_config.audio_delay_seconds or delay_s")
+            delay_s = -float(full.stt_config["audio_delay_seconds"])
+        return Layout(1, lm.n_q, delay_s, main_only=False)
+    if task == "tts":
+        if lm.dep_q != lm.n_q:
+            got = f"dep_q={lm.dep_q}, n_q={lm.n_q}"
+            raise ValueError(f"tts needs a model that generates all its audio (dep_q = n_q), got {got}")
+        if delay_s is None:
+            if full is None:
+                raise ValueError("tts needs the audio delay: config.tts_config.audio_delay or delay_s")
+            delay_s = TTSConfig.parse(full).audio_delay
+        return Layout(1, lm.n_q, delay_s, main_only=False)
+    raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+
+
+@dataclass(frozen=True)
+class _File:
+    path: Path
+    codes: Path  # the codes cache file: [C, K, F] codes
+    frames: int  # F
+    words: tuple[AlignedWord, ...]
+
+
+class LMDataset:
+    """`dataset[i]` -> [K, T] int64 (see the module docstring); `collate` stacks to [B, K, T].
+    `manifest`: a `.jsonl` path or entries; `tokenizer`: a TextTokenizer or its path;
+    `random_crop=False` cuts each file into consecutive crops instead (for evaluation)."""
+
+    def __init__(
+        self,
+        manifest: str | Path | Sequence[Entry],
+        mimi: Mimi,
+        tokenizer: TextTokenizer | str | Path,
+        config: KyutaiConfig | LMConfig,
+        *,
+        task: Task = "dialogue",
+        duration_sec: float,
+        cache_dir: str | Path,
+        delay_s: float | None = None,
+        main_speaker: str = MAIN_SPEAKER,
+        random_crop: bool = True,
+        seed: int = 0,
+    ):
+        if not duration_sec > 0:
+            raise ValueError(f"duration_sec must be > 0, got {duration_sec}")
+        self.lm = config.lm if isinstance(config, KyutaiConfig) else config
+        self.layout = task_layout(task, config, delay_s)
+        self.task = task
+        self.tokenizer = tokenizer if isinstance(tokenizer, TextTokenizer) else TextTokenizer(tokenizer)
+        if self.tokenizer.vocab_size > self.lm.text_card or mimi.cardinality > self.lm.card:
+            raise ValueError(
+                f"the model reads {self.lm.text_card} text tokens and {self.lm.card} audio codes, got a "
+                f"tokenizer of {self.tokenizer.vocab_size} and a Mimi of {mimi.cardinality}"
+            )
+        self.num_frames = math.ceil(duration_sec * FRAME_RATE)
+        self.main_speaker, self.random_crop, self.seed = main_speaker, random_crop, seed
+        self.epoch = 0
+        self.cache = CodesCache(cache_dir, mimi, self.layout.codebooks)
+        self.skipped: Counter[str] = Counter()
+        entries = read_manifest(manifest) if isinstance(manifest, (str, Path)) else list(manifest)
+        self.files: list[_File] = []
+        for entry in entries:
+            try:
+                self.files.append(self._prepare(entry))
+            except DataError as e:
+                self._skip(e.reason, str(e))
+            except AudioFileError as e:
+                self._skip("unreadable audio", str(e))
+        counts = [max(1, f.frames // self.num_frames) for f in self.files]
+        self._ends = list(itertools.accumulate(counts))  # items up to file i, included
+
+    def _skip(self, reason: str, message: str) -> None:
+        self.skipped[reason] += 1
+        log.warning("skipped %s", message)
+
+    def _prepare(self, entry: Entry) -> _File:
+        words = read_alignments(entry.alignments_path)
+        stored = self.cache.store(entry.path)
+        channels, _, frames = codes_shape(stored)
+        if channels != self.layout.channels:
+            want = "stereo" if self.layout.channels == 2 else "mono"
+            message = f"{entry.path}: {self.task} needs {want} audio, got {channels} channel(s)"
+            raise DataError(message, f"not {want}")
+        check_within(words, frames / FRAME_RATE, str(entry.alignments_path), WORD_SLACK_S)
+        return _File(entry.path, stored, frames, tuple(words))
+
+    def __len__(self) -> int:
+        return self._ends[-1] if self._ends else 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __getitem__(self, i: int) -> Tensor:
+        """Item i of the current epoch: its crop start drawn from a generator seeded by
+        (seed, epoch, i)."""
+        key = hashlib.sha256(f"{self.seed}:{self.epoch}:{i}".encode()).digest()
+        return self.item(i, torch.Generator().manual_seed(int.from_bytes(key[:8], "little") >> 1))
+
+    def item(self, i: int, generator: torch.Generator | None = None) -> Tensor:
+        """Item i [K, T], its random crop start drawn from `generator`."""
+        if not 0 <= i < len(self):
+            raise IndexError(f"item {i} of a dataset of {len(self)}")
+        f = bisect.bisect_right(self._ends, i)
+        room = max(0, self.files[f].frames - self.num_frames)
+        if self.random_crop:
+            start = int(torch.randint(room + 1, (1,), generator=generator))
+        else:
+            start = min(room, (i - (self._ends[f - 1] if f else 0)) * self.num_frames)
+        return self.crop(f, start)
+
+    def crop(self, f: int, start: int) -> Tensor:
+        """The item of file f whose crop starts at frame `start`: [K, T] int64."""
+        file, T, lay = self.files[f], self.num_frames, self.layout
+        codes = load_codes(file.codes, start, start + T)  # [C, K', T'] with T' <= T
+        present = codes.shape[-1]
+        out = torch.full((1 + lay.channels * lay.codebooks, T), ZERO_TOKEN, dtype=torch.int64)
+        out[1:, :present] = codes.reshape(-1, present)
+        text = text_stream(
+            file.words,
+            self.tokenizer,
+            present,
+            delay_s=lay.delay_s,
+            offset_s=start / FRAME_RATE,
+            main_only=lay.main_only,
+            main_speaker=self.main_speaker,
+            padding_id=self.lm.text_padding_id,
+            end_of_padding_id=self.lm.text_end_padding_id,
+        )
+        out[0, :present] = text
+        assert out.shape[0] == self.lm.num_streams, f"rows {out.shape[0]} != 1 + n_q = {self.lm.num_streams}"
+        return out
+
+
+def collate(items: Sequence[Tensor]) -> Tensor:
+    """Items [K, T] -> a batch [B, K, T]."""
+    return torch.stack(list(items))

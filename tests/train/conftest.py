@@ -1,0 +1,93 @@
+"""Tiny models and data folders in moshi-finetune's layout (wav + json beside it, a .jsonl)."""
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from moshi.codec import Mimi, load_mimi
+from moshi.lm.config import KyutaiConfig
+from moshi.train.alignments import AlignedWord, write_alignments
+from tests.helpers import FIXTURES
+
+SR = 24000
+STT_CONFIG = {"audio_silence_prefix_seconds": 0.16, "audio_delay_seconds": 0.24}
+
+
+@pytest.fixture(autouse=True, scope="package")
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="package")
+def mimi() -> Mimi:
+    d = FIXTURES / "mimi_tiny"
+    return load_mimi(d / "weights.safetensors", d / "config.json", num_codebooks=8)
+
+
+def kyutai_config(name: str, **extra) -> KyutaiConfig:
+    raw = json.loads((FIXTURES / name / "config.json").read_text())
+    return KyutaiConfig.parse({**raw, **extra})
+
+
+@pytest.fixture(scope="package")
+def configs() -> dict[str, KyutaiConfig]:
+    """The tiny models' configs, by task."""
+    return {
+        "dialogue": kyutai_config("moshi_lm_tiny"),
+        # text_card 50 -> 100: the tokenizer's size (tiny_spm_100.model)
+        "stt": kyutai_config("stt_lm_tiny", stt_config=STT_CONFIG, text_card=100),
+        "tts": kyutai_config("tts_lm_tiny"),  # tts_config.audio_delay 0.32 s
+    }
+
+
+def tone(seconds: float, channels: int, rate: int = SR, seed: int = 0) -> np.ndarray:
+    """[T, C] float32: a different noisy tone in each channel."""
+    t = np.arange(round(seconds * rate)) / rate
+    rng = np.random.default_rng(seed)
+    pitches = 220 + 110 * np.arange(channels)[:, None]  # [C, 1]
+    pcm = np.sin(2 * np.pi * pitches * t) + 0.2 * rng.standard_normal((channels, t.size))
+    return (0.3 * pcm.T).astype(np.float32)
+
+
+HI = (("hi", 0.1, 0.3),)  # default words: Moshi says "hi" at 0.1 s
+Writer = Callable[..., Path]
+
+
+@pytest.fixture
+def data(tmp_path) -> Writer:
+    """Write `name.wav` (and `name.json` unless words is None) under tmp_path/data; returns
+    the wav's path. Add it to a manifest with `manifest(tmp_path, paths)`."""
+
+    def write(
+        name: str,
+        seconds: float = 1.0,
+        channels: int = 2,
+        words: Sequence[tuple] | None = HI,
+        rate: int = SR,
+        seed: int = 0,
+    ) -> Path:
+        folder = tmp_path / "data"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{name}.wav"
+        sf.write(path, tone(seconds, channels, rate, seed), rate)
+        if words is not None:
+            write_alignments(path.with_suffix(".json"), [AlignedWord(*w) for w in words])
+        return path
+
+    return write
+
+
+def manifest(root: Path, paths: list[Path]) -> Path:
+    """A .jsonl next to `root/data` listing the files by relative path (durations unread)."""
+    out = root / "data.jsonl"
+    lines = [json.dumps({"path": str(p.relative_to(root)), "duration": 1.0}) for p in paths]
+    out.write_text("\n".join(lines) + "\n")
+    return out

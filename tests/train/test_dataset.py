@@ -1,0 +1,180 @@
+"""LMDataset: items laid out as LMModel.forward takes them for each task, crops, the codes
+cache, and bad files skipped with one message each."""
+
+import logging
+import shutil
+from dataclasses import replace
+
+import pytest
+import torch
+
+from moshi.codec import load_mimi
+from moshi.lm.model import LMModel
+from moshi.train.codes_cache import CodesCache, codec_fingerprint
+from moshi.train.dataset import LMDataset, collate, task_layout
+from moshi.train.text_stream import text_stream
+from tests.helpers import FIXTURES
+
+from .conftest import manifest
+
+TOKENIZER = FIXTURES / "tiny_spm_100.model"
+
+
+def make(tmp_path, paths, mimi, config, task="dialogue", seconds=0.8, **kw) -> LMDataset:
+    return LMDataset(
+        manifest(tmp_path, paths),
+        mimi,
+        TOKENIZER,
+        config,
+        task=task,
+        duration_sec=seconds,
+        cache_dir=tmp_path / "cache",
+        **kw,
+    )
+
+
+@pytest.mark.parametrize(
+    "task, channels, rows, delay",
+    [("dialogue", 2, 17, 0.0), ("stt", 1, 33, -0.24), ("tts", 1, 9, 0.32)],
+)
+def test_items_are_what_the_model_reads(tmp_path, data, mimi, configs, task, channels, rows, delay):
+    words = (("hi", 0.1, 0.3), ("you", 0.5, 0.9, "SPEAKER_OTHER"), ("so", 1.3, 1.5))
+    paths = [data("a", 2.5, channels, words), data("b", 1.0, channels, seed=1)]
+    ds = make(tmp_path, paths, mimi, configs[task], task, random_crop=False)
+    assert len(ds) == 3 + 1  # 32 frames -> 3 crops of 10, 13 frames -> 1
+    assert ds.layout.delay_s == delay and not ds.skipped
+    items = [ds[i] for i in range(len(ds))]
+    assert all(x.shape == (rows, 10) and x.dtype == torch.int64 for x in items)
+    codes = ds.cache.codes(paths[0])  # [C, K, 32]
+    assert codes.shape == (channels, (rows - 1) // channels, 32)
+    for n, start in enumerate((0, 10, 20)):
+        assert torch.equal(items[n][1:], codes[..., start : start + 10].reshape(rows - 1, 10))
+        keep = task == "dialogue"  # Moshi's words only; one speaker's file otherwise
+        text = text_stream(
+            [w for w in ds.files[0].words if w.speaker == "SPEAKER_MAIN" or not keep],
+            ds.tokenizer,
+            10,
+            delay_s=delay,
+            offset_s=start / 12.5,
+        )
+        assert torch.equal(items[n][0], text)
+    batch = collate(items)
+    assert batch.shape == (4, rows, 10)
+    model = LMModel(configs[task].lm)  # the model takes the batch as it is
+    out = model(batch, model.prepare_conditions([{}] * 4) if model.has_conditions else None)
+    assert out.text_logits.shape[2] == 10
+
+
+def test_the_text_row_pins_each_task_s_delay(tmp_path, data, mimi, configs):
+    words = (("hi", 0.45, 0.6),)  # frame 5.625
+    tok = make(tmp_path, [data("a", 1.0, 2, words)], mimi, configs["dialogue"]).tokenizer
+    hi = tok.encode("hi")
+    expect = {
+        "dialogue": [3, 3, 3, 3, 0, *hi],  # at its audio frame
+        "stt": [-1, -1, -1, 3, 3, 3, 3, 0, *hi],  # 0.24 s = 3 frames behind, 3 zero tokens first
+        "tts": [0, *hi],  # 0.32 s = 4 frames ahead
+    }
+    for task, head in expect.items():
+        paths = [data(task, 1.0, 2 if task == "dialogue" else 1, words)]
+        ds = make(tmp_path, paths, mimi, configs[task], task, seconds=1.0, random_crop=False)
+        assert ds[0][0, : len(head)].tolist() == head
+        assert set(ds[0][0, len(head) :].tolist()) == {3}
+
+
+def test_a_short_file_is_padded_with_zero_tokens(tmp_path, data, mimi, configs):
+    ds = make(tmp_path, [data("short", 0.5)], mimi, configs["dialogue"], seconds=1.0)
+    item = ds[0]  # 0.5 s = 7 frames (the last one part silence), crop of 13
+    assert (item[:, :7] >= 0).all() and (item[:, 7:] == -1).all()
+
+
+def test_crops_are_reproducible_per_seed_and_epoch(tmp_path, data, mimi, configs):
+    paths = [data("long", 4.0)]  # 50 frames: 5 items, crop starts in [0, 40]
+    a = make(tmp_path, paths, mimi, configs["dialogue"], seed=3)
+    b = make(tmp_path, paths, mimi, configs["dialogue"], seed=3)
+    first = [a[i] for i in range(len(a))]
+    assert all(torch.equal(x, b[i]) for i, x in enumerate(first))
+    a.set_epoch(1)
+    assert not all(torch.equal(x, a[i]) for i, x in enumerate(first))
+    c = make(tmp_path, paths, mimi, configs["dialogue"], seed=4)
+    assert not all(torch.equal(x, c[i]) for i, x in enumerate(first))
+    with pytest.raises(IndexError):
+        a[len(a)]
+
+
+def test_codes_are_encoded_once_and_kept_across_runs(tmp_path, data, mimi, configs, monkeypatch):
+    calls = []
+    encode = mimi.encode
+    monkeypatch.setattr(mimi, "encode", lambda pcm: calls.append(pcm.shape) or encode(pcm))
+    paths = [data("a", 1.0), data("b", 1.0, seed=1)]
+    first = make(tmp_path, paths, mimi, configs["dialogue"])
+    assert first.cache.encoded == 2 and calls
+    calls.clear()
+    again = make(tmp_path, paths, mimi, configs["dialogue"])
+    assert again.cache.encoded == 0 and not calls  # the codec is not called at all
+    assert all(torch.equal(first[i], again[i]) for i in range(len(first)))
+    copy = paths[0].with_name("copy.wav")
+    shutil.copy(paths[0], copy)  # same content, another name: a hit
+    assert make(tmp_path, [copy], mimi, configs["dialogue"]).cache.encoded == 0
+    other = CodesCache(tmp_path / "cache", mimi, 4)  # another number of codebooks: a miss
+    assert other.codes(paths[0]).shape[1] == 4 and other.encoded == 1
+    shutil.rmtree(tmp_path / "cache")  # safe to delete: encoded again
+    assert make(tmp_path, paths, mimi, configs["dialogue"]).cache.encoded == 2
+
+
+def test_another_codec_does_not_share_codes(tmp_path, mimi):
+    d = FIXTURES / "mimi_tiny"
+    other = load_mimi(d / "weights.safetensors", d / "config.json")
+    assert codec_fingerprint(other) == codec_fingerprint(mimi)
+    with torch.no_grad():
+        next(other.parameters())[0].add_(1e-3)  # retrained weights: another cache folder
+    assert codec_fingerprint(other) != codec_fingerprint(mimi)
+    assert CodesCache(tmp_path, other, 8).folder != CodesCache(tmp_path, mimi, 8).folder
+
+
+def test_bad_files_are_skipped_counted_and_named(tmp_path, data, mimi, configs, caplog):
+    good = data("good", 1.0)
+    resampled = data("at_16k", 1.0, rate=16000)  # another sample rate: resampled, kept
+    no_json = data("no_json", words=None)
+    mono = data("mono", channels=1)
+    outside = data("outside", 1.0, words=(("late", 0.5, 3.0),))
+    garbage = data("garbage")
+    garbage.write_bytes(b"not audio at all")
+    broken = data("broken")
+    broken.with_suffix(".json").write_text('{"alignments": [["x", "y"]]}')
+    paths = [good, no_json, mono, outside, garbage, broken, resampled]
+    with caplog.at_level(logging.WARNING, logger="moshi.train.dataset"):
+        ds = make(tmp_path, paths, mimi, configs["dialogue"])
+    assert [f.path.name for f in ds.files] == ["good.wav", "at_16k.wav"]
+    assert dict(ds.skipped) == {
+        "missing alignments": 1,
+        "not stereo": 1,
+        "word outside the audio": 1,
+        "unreadable audio": 1,
+        "bad alignments": 1,
+    }
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 5
+    for name, what in [
+        ("no_json.json", "missing alignments"),
+        ("mono.wav", "needs stereo audio, got 1 channel"),
+        ("outside.json", "'late' at [0.5, 3] s lies outside the audio"),
+        ("garbage.wav", "not an audio file"),
+        ("broken.json", "alignment 0 is not [word, [start, end], speaker]"),
+    ]:
+        assert any(name in line and what in line for line in lines), (name, lines)
+    assert all("\n" not in line for line in lines)
+
+
+def test_tasks_must_fit_the_model(tmp_path, mimi, configs):
+    small = replace(configs["stt"].lm, text_card=50)
+    with pytest.raises(ValueError, match="reads 50 text tokens and 64 audio codes, got a tokenizer of 100"):
+        LMDataset([], mimi, TOKENIZER, small, task="stt", duration_sec=1, cache_dir=tmp_path, delay_s=-0.5)
+    with pytest.raises(ValueError, match="dialogue needs a model with n_q = 2 \\* dep_q"):
+        task_layout("dialogue", configs["stt"])
+    with pytest.raises(ValueError, match="stt needs a model that generates no audio"):
+        task_layout("stt", configs["dialogue"])
+    with pytest.raises(ValueError, match="audio_delay_seconds"):
+        task_layout("stt", configs["stt"].lm)
+    assert task_layout("stt", configs["stt"].lm, delay_s=-1.0).delay_s == -1.0
+    with pytest.raises(ValueError, match="task must be one of dialogue, stt, tts"):
+        task_layout("asr", configs["stt"])
