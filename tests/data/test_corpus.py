@@ -106,3 +106,11 @@ def test_word_times_hold_the_speech(corpus):
 def test_refuses_a_non_empty_directory(corpus):
     with pytest.raises(FileExistsError, match="not empty"):
         build_corpus(corpus, n_dialogues=1, n_utterances=1)
+
+
+def test_cli_refuses_a_non_empty_directory_in_one_line(corpus, capsys):
+    from moshi.cli.main import main
+
+    assert main(["data", "build", str(corpus), "--dialogues", "1"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "not empty" in err and "--force" in err and len(err.splitlines()) == 1
