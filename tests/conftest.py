@@ -1,3 +1,5 @@
+import logging
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -9,6 +11,16 @@ from tests.support.fixtures import SPEECH
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was():
+    """Commands run in-process (`moshi serve` configures the log lines) leave the logging
+    setup as they found it, for the tests that come after."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:], root.level = handlers, level
 
 
 @pytest.fixture(scope="module")

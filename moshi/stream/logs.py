@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
+from typing import TextIO
 
 EVENT_FIELDS = (
     "event", "conversation", "reason", "slot", "peer", "seconds",
@@ -42,10 +44,25 @@ def configure(log_format: str, level: int = logging.INFO) -> None:
     """Send the process's log lines to stderr in `log_format` ("text" or "json")."""
     if log_format not in LOG_FORMATS:
         raise ValueError(f"log format must be one of {LOG_FORMATS}, got {log_format!r}")
-    handler = logging.StreamHandler()
+    handler = _Stderr()
     handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()
     # Replaces plain stderr handlers (`logging.basicConfig`'s, or an earlier call's); handlers
     # of other kinds (a test runner's capture, a file) stay.
-    root.handlers[:] = [h for h in root.handlers if type(h) is not logging.StreamHandler] + [handler]
+    root.handlers[:] = [h for h in root.handlers if type(h) not in (logging.StreamHandler, _Stderr)] + [
+        handler
+    ]
     root.setLevel(level)
+
+
+class _Stderr(logging.StreamHandler):
+    """Writes to `sys.stderr` as it is when a line is written (not as it was when the handler
+    was made: the process's stderr may be replaced, e.g. captured, meanwhile)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass

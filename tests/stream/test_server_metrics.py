@@ -2,7 +2,6 @@
 routes on, the windowed figures, and JSON log lines."""
 
 import asyncio
-import io
 import json
 import logging
 
@@ -123,22 +122,16 @@ def test_windowed_percentiles_are_within_a_bin():
         w.percentiles(61, now=1000)
 
 
-def test_json_log_lines_carry_the_event_fields():
-    stream = io.StringIO()
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
+def test_json_log_lines_carry_the_event_fields(capsys):
+    """(tests/conftest.py puts the logging setup back after each test.)"""
+    kept = [h for h in logging.getLogger().handlers if type(h) is not logging.StreamHandler]
     logs.configure("json")
-    try:
-        ours = [h for h in root.handlers if type(h) is logging.StreamHandler]
-        kept = [h for h in handlers if type(h) is not logging.StreamHandler]
-        assert len(ours) == 1 and all(h in root.handlers for h in kept)  # a test runner's capture stays
-        ours[0].setStream(stream)
-        logging.getLogger("moshi.stream.server").info(
-            "conversation %s ended", "abc", extra={"event": "end", "conversation": "abc", "seconds": 1.5}
-        )
-    finally:
-        root.handlers[:], root.level = handlers, level
-    line = json.loads(stream.getvalue().strip())
+    assert all(h in logging.getLogger().handlers for h in kept)  # a test runner's capture stays
+    capsys.readouterr()
+    logging.getLogger("moshi.stream.server").info(
+        "conversation %s ended", "abc", extra={"event": "end", "conversation": "abc", "seconds": 1.5}
+    )
+    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])  # sys.stderr as it is now
     assert line["message"] == "conversation abc ended" and line["level"] == "INFO"
     assert (line["event"], line["conversation"], line["seconds"]) == ("end", "abc", 1.5)
     with pytest.raises(ValueError, match="log format"):
