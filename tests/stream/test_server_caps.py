@@ -7,6 +7,7 @@ import time
 import pytest
 
 from moshi.stream.engine import Engine
+from tests.support.fixtures import tiny_model_dir
 from tests.support.server import HANG_GUARD_S, ServerThread, http_get
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -45,3 +46,18 @@ def test_connection_caps_per_address_and_pending_handshakes(tiny_parts):
             for line in metrics.splitlines()
             if line.startswith("moshi_refusals_total{") and 'reason="too_many"' in line
         ] == ["1.0"]
+
+
+def test_moshi_serve_flags_set_the_caps(tmp_path):
+    from moshi.cli.common import UserError
+    from moshi.cli.main import get_parser
+    from moshi.cli.serve import build_server
+
+    config = tiny_model_dir(tmp_path / "model")
+    base = ["serve", "--config", str(config), "--device", "cpu", "--port", "0", "--static", "none"]
+    flags = ["--max-connections-per-address", "5", "--max-pending-handshakes", "0"]
+    server = build_server(get_parser().parse_args([*base, *flags]))
+    assert (server.config.max_connections_per_address, server.config.max_pending_handshakes) == (5, 0)
+    assert (server.gate.max_per_address, server.gate.max_pending) == (5, 0)
+    with pytest.raises(UserError, match="must be >= 0"):
+        build_server(get_parser().parse_args([*base, "--max-pending-handshakes", "-1"]))
