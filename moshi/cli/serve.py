@@ -108,6 +108,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         f"go on this long, then end them with a message (Ctrl-C: at most {INTERRUPT_DRAIN_S:g} s; "
         "a second signal: at once)",
     )
+    g.add_argument(
+        "--max-connections-per-address",
+        type=int,
+        default=ServerConfig.max_connections_per_address,
+        help="open connections one client address may hold; more get HTTP 429 (0: no cap; behind "
+        "a balancer all come from its address: set it above --max-sessions, or 0)",
+    )
+    g.add_argument(
+        "--max-pending-handshakes",
+        type=int,
+        default=ServerConfig.max_pending_handshakes,
+        help="connections still waiting to send their request; more are closed at once (0: no cap)",
+    )
     g.add_argument("--worker-name", help="the 'worker' label of the /metrics series (default: HOST:PORT)")
     g.add_argument(
         "--log-format",
@@ -123,6 +136,8 @@ def build_server(args: argparse.Namespace) -> Server:
     """Load the model the flags name and configure a server for it (not started)."""
     if args.max_sessions < 1 or args.input_backlog < 1:
         raise UserError("--max-sessions and --input-backlog must be at least 1")
+    if args.max_connections_per_address < 0 or args.max_pending_handshakes < 0:
+        raise UserError("--max-connections-per-address and --max-pending-handshakes must be >= 0 (0: no cap)")
     if not args.drain_seconds >= 0:
         raise UserError(f"--drain-seconds must be >= 0, got {args.drain_seconds}")
     check_port(args.host, args.port)  # before the model loads (minutes for the 7B)
@@ -160,6 +175,8 @@ def build_server(args: argparse.Namespace) -> Server:
         allowed_origins=tuple(args.allowed_origins) if args.allowed_origins else None,
         ssl=context,
         input_backlog=args.input_backlog,
+        max_connections_per_address=args.max_connections_per_address,
+        max_pending_handshakes=args.max_pending_handshakes,
         worker=args.worker_name or "",
     )
     return Server(engine, config)

@@ -26,7 +26,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-REFUSAL_REASONS = ("busy", "draining", "auth", "origin", "bad_input", "idle", "error")
+REFUSAL_REASONS = ("busy", "draining", "auth", "origin", "bad_input", "idle", "error", "too_many")
 FRAME_KINDS = ("in", "out", "dropped_in", "dropped_out")
 STEP_BUCKETS_S = (0.005, 0.01, 0.02, 0.03, 0.04, 0.06, 0.08, 0.1, 0.15, 0.25, 0.5, 1.0)
 LATENCY_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)

@@ -10,6 +10,9 @@ is not an OpusHead, e.g. Vorbis, as if it were Opus) and reports other garbage o
 late, so `OpusDecoder` checks the start of the stream itself: the "OggS" capture pattern,
 Ogg version 0, the beginning-of-stream flag, and an "OpusHead" packet in the first page.
 Any problem raises `OpusError` (a `ValueError`) and the decoder stays failed.
+
+A stream's OpusHead input rate (48 kHz from most browsers) is only informative: Opus
+packets do not depend on it and libopus decodes them at our 24 kHz, so any rate is taken.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ _START_BYTES = _OGG_HEADER_BYTES + 255 + len(OPUS_HEAD)  # enough to validate a 
 
 
 class OpusError(ValueError):
-    """Bytes that are not a 24 kHz Ogg/Opus stream (or a stream that broke)."""
+    """Bytes that are not an Ogg/Opus stream (or a stream that broke)."""
 
 
 def check_stream_start(data: bytes) -> bool:

@@ -48,6 +48,7 @@ from websockets.http11 import Request, Response
 
 from . import protocol, routes
 from .engine import Engine, SlotStats
+from .gate import ConnectionGate, GateToken
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import ServerMetrics, State
 from .opus import OpusError
@@ -92,11 +93,18 @@ class ServerConfig:
     ping_interval_s: float | None = 20.0  # websocket keepalive (a dead peer is closed)
     handshake_timeout_s: float = 10.0  # TLS and websocket opening handshakes must end within it
     worker: str = ""  # the `worker` label of the metrics ("" -> host:port)
+    # TCP connections one address may hold (more get HTTP 429; 0: no cap). Behind a
+    # balancer every connection comes from its address: raise it above the slots, or 0.
+    max_connections_per_address: int = 32
+    max_pending_handshakes: int = 64  # connections with no HTTP request yet (more: closed)
 
     def __post_init__(self) -> None:
         for name in ("input_backlog", "output_backlog"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("max_connections_per_address", "max_pending_handshakes"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0: no cap), got {getattr(self, name)}")
 
 
 class Refusal(Exception):
@@ -129,6 +137,7 @@ class Server:
         self._tick_task: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
         self._ws_server: Any = None
+        self.gate = ConnectionGate(config.max_connections_per_address, config.max_pending_handshakes)
 
     # -- lifetime ------------------------------------------------------------------------------
     async def start(self) -> Server:
@@ -141,6 +150,7 @@ class Server:
             c.host,
             c.port,
             process_request=self._process_request,
+            create_connection=_gated_connection(self.gate),
             compression=None,  # Opus does not compress; deflate would cost CPU and memory
             max_size=4 * protocol.MAX_MESSAGE_BYTES,  # above the cap: a 0x05 explains
             write_limit=c.write_buffer_bytes,
@@ -379,6 +389,12 @@ class Server:
 
     # -- HTTP ------------------------------------------------------------------------------------
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        token = getattr(connection, "token", None)
+        if token is not None:
+            self.gate.requested(token)
+            if self.gate.over_address_cap(token):
+                self.metrics.refused("too_many")
+                return routes.text_response(429, "too many connections from this address")
         problem = routes.header_problem(request)
         if problem:
             return routes.text_response(400, problem)
@@ -457,6 +473,30 @@ class Server:
                 "transport_ms": w["transport"],
             },
         }
+
+
+class _GatedConnection(ServerConnection):
+    """A connection counted by `gate` from its TCP accept to its end (see `gate`)."""
+
+    gate: ConnectionGate
+    token: GateToken | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        self.token = self.gate.opened(str(peer[0]) if isinstance(peer, tuple) else str(peer))
+        super().connection_made(transport)
+        if self.token is None:  # too many handshakes pending: no request will be read
+            transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.token is not None:
+            self.gate.closed(self.token)
+            self.token = None
+        super().connection_lost(exc)
+
+
+def _gated_connection(gate: ConnectionGate) -> type[ServerConnection]:
+    return type("GatedConnection", (_GatedConnection,), {"gate": gate})
 
 
 def _address(ws: ServerConnection) -> str:

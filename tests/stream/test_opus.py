@@ -109,3 +109,20 @@ def test_the_browser_muxers_stream_is_accepted(tmp_path):
     dec = OpusDecoder()
     out = np.concatenate([dec.append(bytes.fromhex(c)) for c in chunks])
     assert len(out) == len(pcm)
+
+
+def test_a_48khz_client_stream_is_decoded_at_24khz():
+    """A client whose OpusHead says 48 kHz input (a browser's usual rate): Opus packets do
+    not depend on it, libopus decodes them at our rate, so the tone and duration survive."""
+    import sphn
+
+    rate, seconds, tone = 48000, 2, 440.0
+    pcm = (0.3 * np.sin(2 * np.pi * tone * np.arange(rate * seconds) / rate)).astype(np.float32)
+    writer, step = sphn.OpusStreamWriter(rate), 2 * FRAME  # 80 ms at 48 kHz
+    stream = b"".join(bytes(writer.append_pcm(pcm[i : i + step])) for i in range(0, len(pcm), step))
+    head = stream.index(b"OpusHead")
+    assert int.from_bytes(stream[head + 12 : head + 16], "little") == rate  # its input rate field
+    out = OpusDecoder().append(stream)
+    assert len(out) == seconds * 24000
+    spectrum = np.abs(np.fft.rfft(out[2400 : 2400 + 24000]))  # 1 s: one bin per Hz
+    assert abs(int(np.argmax(spectrum)) - tone) <= 2

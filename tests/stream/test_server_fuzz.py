@@ -1,6 +1,7 @@
-"""Random messages (kinds, lengths, garbage audio) and hundreds of connect/disconnect
+"""Random messages (kinds, lengths, garbage audio) and a thousand connect/disconnect
 cycles: the server stays up, answers with well-formed messages only, frees every slot,
-keeps its memory flat, and the conversation beside them keeps receiving audio."""
+keeps its memory flat (Python's allocations and the process's RSS), and the conversation
+beside them keeps receiving audio."""
 
 import asyncio
 import gc
@@ -14,12 +15,22 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from moshi.stream import protocol
-from tests.support.server import FRAME, HANG_GUARD_S, ogg_messages, raw_connect, served_with_witness, ws_frame
+from tests.support.server import (
+    FRAME,
+    HANG_GUARD_S,
+    ogg_messages,
+    raw_connect,
+    rss_bytes,
+    served_with_witness,
+    ws_frame,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # the tiny models: one thread
 
 # idle: long enough for the witness to sit out the cycles test silent (idle means no audio)
 LIMITS = {"send_buffer_bytes": 4096, "send_stall_s": 0.5, "idle_timeout_s": 60.0}
+MB = 1 << 20
+CYCLE_RSS_BOUND = 16 * MB  # growth allowed over 1000 cycles (allocator slack, not leaks)
 FUZZ_SETTINGS = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -137,4 +148,30 @@ def test_connect_disconnect_cycles_leave_nothing_behind(served, audio, caplog):
     assert health["slots"] == {"total": 3, "used": 1, "free": 2}
     assert server.call(lambda: server.server.engine.free_slots) == 2
     assert server.call(lambda: len(asyncio.all_tasks())) <= tasks_before
+    witness.still_hears()
+
+
+def test_rss_stays_flat_over_1000_connect_disconnect_cycles(served, audio, caplog):
+    server, witness = served
+    caplog.set_level(logging.WARNING, logger="moshi")  # pytest keeps every record it captures
+    witness.paused.set()
+    for i in range(100):  # warm up: caches, allocator arenas, code paths
+        cycle(server.port, i, audio)
+    server.wait_until(lambda h: h["slots"]["used"] == 1)
+    server.wait_quiet()
+    gc.collect()
+    before = rss_bytes()
+    for i in range(1000):
+        cycle(server.port, i, audio)
+    server.wait_until(lambda h: h["slots"]["used"] == 1)
+    server.wait_quiet()
+    gc.collect()
+    growth = rss_bytes() - before
+    witness.paused.clear()
+    print(f"RSS growth over 1000 cycles: {growth / MB:.2f} MiB")
+    assert growth < CYCLE_RSS_BOUND, f"{growth / MB:.1f} MiB"
+    assert server.call(lambda: (server.server.gate.pending, dict(server.server.gate.per_address))) == (
+        0,
+        {"127.0.0.1": 1},  # the witness
+    )
     witness.still_hears()

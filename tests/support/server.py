@@ -135,6 +135,35 @@ def ws_frame(payload: bytes, opcode: int = 2, fin: bool = True) -> bytes:
     return header + mask + masked
 
 
+def read_ws_frame(sock: socket.socket, buffer: bytearray) -> tuple[int, bytes]:
+    """The server's next (unmasked) frame: (opcode, payload); `buffer` holds bytes read past
+    it, for the next call (start it with what `raw_connect` read past the upgrade)."""
+
+    def need(n: int) -> None:
+        while len(buffer) < n:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed in the middle of a frame")
+            buffer.extend(chunk)
+
+    need(2)
+    opcode, n, at = buffer[0] & 0x0F, buffer[1] & 0x7F, 2
+    if n >= 126:
+        width = 2 if n == 126 else 8
+        need(2 + width)
+        n, at = int.from_bytes(buffer[2 : 2 + width], "big"), 2 + width
+    need(at + n)
+    payload = bytes(buffer[at : at + n])
+    del buffer[: at + n]
+    return opcode, payload
+
+
+def rss_bytes() -> int:
+    """This process's resident memory (Linux)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def http_get(
     port: int, path: str, headers: dict[str, str] | list[tuple[str, str]] | None = None, method: str = "GET"
 ) -> tuple[int, dict, bytes]:
