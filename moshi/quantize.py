@@ -14,7 +14,7 @@ states take their device and dtype).
 
 from __future__ import annotations
 
-from torch import nn
+from torch import Tensor, nn
 
 from .codec import Mimi
 from .kernels import conv as fast
@@ -32,7 +32,9 @@ def quantize_linears(root: nn.Module) -> None:
             plain = type(child) is nn.Linear and child.bias is None
             # PerStepAttention's stacked out_proj is sliced per set (its `out_projs`), not called.
             if type(child) is HostRows or (plain and not isinstance(module, PerStepAttention)):
-                setattr(module, name, Int8Linear(linear_of(child)))
+                weight = linear_of(child)
+                assert isinstance(weight, Tensor)
+                setattr(module, name, Int8Linear(weight))
 
 
 def quantize_convs(root: nn.Module) -> None:

@@ -133,6 +133,7 @@ def apply_lora(model: LMModel, options: LoRAOptions) -> LMModel:
                 if child_name and not isinstance(child, (HostRows, nn.Linear, nn.ModuleList)):
                     raise ValueError(f"{name}.{child_name} is already transformed (apply LoRA first)")
         if isinstance(module, Attention) and wanted(f"{name}.in_proj"):
+            assert isinstance(module.in_proj, HostRows)
             module.in_proj = LoRAProjection(module.in_proj, r, s)
         elif isinstance(module, PerStepAttention):
             for projs in ("in_projs", "out_projs"):

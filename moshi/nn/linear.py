@@ -25,6 +25,8 @@ class HostRows(nn.Module):
     Kyutai's names, and the rows follow the host's weight through `.to()` and loading.
     """
 
+    _host: nn.Module
+
     def __init__(self, host: nn.Module, attr: str, start: int, rows: int):
         super().__init__()
         object.__setattr__(self, "_host", host)  # not a submodule: the host owns the weight
