@@ -14,6 +14,9 @@ ldconfig -p 2>/dev/null | grep -q libportaudio || missing+=(libportaudio2)
 # PulseAudio and ALSA's pulse plugin: tests/cli/test_sound_card.py runs moshi chat through them.
 command -v pulseaudio >/dev/null || missing+=(pulseaudio pulseaudio-utils)
 [ -e /usr/lib/x86_64-linux-gnu/alsa-lib/libasound_module_pcm_pulse.so ] || missing+=(libasound2-plugins)
+# The training corpus (moshi data build) speaks with Debian's synthesisers and sox.
+for tool in espeak-ng flite festival sox; do command -v $tool >/dev/null || missing+=($tool); done
+[ -d /usr/share/festival/voices/us/cmu_us_slt_arctic_hts ] || missing+=(festvox-us-slt-hts)
 if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     { apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null; } ||
@@ -28,5 +31,5 @@ fi
 # Install torch first and explicitly: letting pip resolve `torch>=2.4` on its own can pull
 # a multi-GB CUDA build.
 "$VENV/bin/python" -c "import torch" 2>/dev/null || "$VENV/bin/python" -m pip install -q "torch==2.13.0"
-"$VENV/bin/python" -m pip install -q -e ".[test,audio]"
+"$VENV/bin/python" -m pip install -q -e ".[test,audio,eval]"
 echo "installed into $VENV: $("$VENV/bin/python" -c 'import torch, moshi; print("torch", torch.__version__, "moshi", moshi.__version__)')"

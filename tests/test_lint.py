@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import tomllib
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -35,7 +37,7 @@ LAYERS = [
     {"moshi", "audio", "hub", "checkpoint", "config_reader", "nn"},
     {"kernels"},
     {"codec", "lm"},  # peers: they never import each other
-    {"models", "quantize"},
+    {"models", "quantize", "tiny"},
     {"tts", "stt"},
     {"stream", "train", "data", "eval"},
     {"cli"},
@@ -90,3 +92,10 @@ def test_test_modules_import_no_test_module():
                 if re.search(r"(^|\.)(test_\w+|conftest)(\.|$)", n)
             ]
     assert not bad, "\n".join(bad)
+
+
+def test_every_package_ships():
+    """pyproject.toml lists packages by name: a new one left out would miss from the wheel."""
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "moshi").rglob("__init__.py")}
+    assert found - {"moshi.web"} <= listed, sorted(found - listed)

@@ -8,10 +8,13 @@ the only changes made to the text: what a CPU test cannot do as written. A new b
 names another repo, voice or device needs one line in one of these tables, nothing else.
 """
 
+import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from moshi.lm import KyutaiConfig
@@ -21,6 +24,7 @@ from moshi.tts import TTSConfig
 from tests.support.fixtures import (
     MIMI_TINY,
     MOSHI_TINY,
+    SPEECH,
     STT_CONFIG,
     STT_TINY,
     TTS_TINY,
@@ -39,9 +43,8 @@ VOICES = [  # voices of kyutai/tts-voices a block names (each is the tiny TTS mo
     "expresso/ex03-ex01_happy_001_channel1_334s.wav",
     "expresso/ex03-ex01_calm_001_channel2_1143s.wav",
 ]
-NOT_RUN = {  # a line of a block that cannot run yet -> why (the test is skipped, visibly)
-    "from moshi.train.annotate import annotate": "needs a data set on disk (to do: a tiny manifest here)",
-}
+NOT_RUN: dict[str, str] = {}  # a line of a block that cannot run yet -> why (skipped, visibly)
+MANIFEST = "data.jsonl"  # a block reading it gets two stereo speech files listed there
 SERVER_URL = "ws://127.0.0.1:8998"  # a block using it gets the tiny server (at its own port)
 SUBSTITUTIONS = {  # README text -> what the test runs
     'device="cuda"': 'device="cpu"',
@@ -83,6 +86,8 @@ def test_readme_block_runs(fence, code, hub, tmp_path, monkeypatch):
     for readme_text, ours in SUBSTITUTIONS.items():
         code = code.replace(readme_text, ours)
     monkeypatch.chdir(tmp_path)
+    if f'"{MANIFEST}"' in code:
+        _write_dialogues(tmp_path)
     if SERVER_URL not in code:
         exec(compile(code, str(README), "exec"), {"__name__": "__main__"})
         return
@@ -92,9 +97,20 @@ def test_readme_block_runs(fence, code, hub, tmp_path, monkeypatch):
         exec(compile(code.replace(SERVER_URL, server.url), str(README), "exec"), {"__name__": "__main__"})
 
 
+def _write_dialogues(folder: Path) -> None:
+    """Two 1.5 s stereo files (left: Moshi, right: the user) and the manifest naming them."""
+    speech, rate = sf.read(SPEECH, dtype="float32")
+    lines = []
+    for i in range(2):
+        part = speech[int((0.5 + i) * rate) : int((2.0 + i) * rate)]
+        sf.write(folder / f"talk{i}.wav", np.stack([part, part[::-1]], axis=1), rate)
+        lines.append(json.dumps({"path": f"talk{i}.wav", "duration": len(part) / rate}))
+    (folder / MANIFEST).write_text("\n".join(lines) + "\n")
+
+
 def test_the_tables_are_used():
     """Each line of the tables serves a block (so they do not outlive what they adapt)."""
     code = "\n".join(c for _, c in python_blocks())
     assert len(python_blocks()) >= 4
-    unused = [t for t in [*HUB, *VOICES, SERVER_URL, *SUBSTITUTIONS, *NOT_RUN] if t not in code]
+    unused = [t for t in [*HUB, *VOICES, SERVER_URL, MANIFEST, *SUBSTITUTIONS, *NOT_RUN] if t not in code]
     assert not unused, f"not in any README block: {unused}"

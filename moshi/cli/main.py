@@ -16,7 +16,7 @@ from .. import __version__
 from .common import UserError
 
 # Subcommand modules, in the order `moshi --help` lists them.
-SUBCOMMANDS = ["serve", "chat", "infer", "transcribe", "speak", "train", "bench", "tiny-models"]
+SUBCOMMANDS = ["serve", "chat", "infer", "transcribe", "speak", "train", "data", "bench", "tiny-models"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -37,7 +37,7 @@ from .common import (
 from .files import check_outputs
 from .options import add_force_arg, add_subcommand
 
-DEFAULT_CFG = 2.0
+DEFAULT_GUIDANCE = 2.0
 
 
 def add_parser(subparsers: Any) -> None:
@@ -65,8 +65,9 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument(
         "--cfg",
+        dest="guidance",
         type=float,
-        default=DEFAULT_CFG,
+        default=DEFAULT_GUIDANCE,
         help="guidance strength: a condition for CFG-distilled models (1.0 to 4.0 by 0.5), else real CFG",
     )
     p.add_argument("--temp", type=float, default=0.6, help="sampling temperature (0: greedy)")
@@ -103,10 +104,10 @@ def run(args: argparse.Namespace) -> int:
             fuse_lora=args.fuse_lora,
             temp=args.temp,
             seed=args.seed,
-            cfg_coef=args.cfg if lm.conditioners and not distilled else 1.0,
+            guidance=args.guidance if lm.conditioners and not distilled else 1.0,
         )
         quantize_if_asked(args, device, tts.model, mimi)
-        stream = SpeechStream(tts, mimi, text, args.voice, args.cfg if distilled else None)
+        stream = SpeechStream(tts, mimi, text, args.voice, args.guidance if distilled else None)
         if isinstance(text, TextInput):
             _read_lines_into(text, sys.stdin, new_turns=len(args.voice) >= 2)
         pcm, first, elapsed = _speak(stream, player)

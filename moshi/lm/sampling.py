@@ -8,17 +8,35 @@ has its own `torch.Generator`, so a conversation's tokens depend only on its own
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import torch
 from torch import Tensor
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 MAX_TEMPERATURE = 5.0
+
+
+class SamplingKeywords(TypedDict, total=False):
+    """`SamplingOptions`' fields as keywords, and `seed` for both seeds."""
+
+    temp: float
+    top_k: int
+    temp_text: float
+    top_k_text: int
+    text_seed: int | None
+    audio_seed: int | None
+    seed: int | None
 
 
 @dataclass(frozen=True)
 class SamplingOptions:
-    """Per-conversation sampling settings. Temperature 0 means greedy (argmax); top-k 0
+    """Per-conversation sampling settings, checked once here (a `ValueError` names the
+    field, what it takes and what it got). Temperature 0 means greedy (argmax); top-k 0
     (or above the vocabulary size) means the whole vocabulary. Seeds make a conversation
     reproducible (None: random)."""
 
@@ -32,7 +50,11 @@ class SamplingOptions:
     def __post_init__(self) -> None:
         for name in ("temp", "temp_text"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0.0 <= value <= MAX_TEMPERATURE:
+            if (
+                not isinstance(value, (int, float))
+                or isinstance(value, bool)
+                or not 0.0 <= value <= MAX_TEMPERATURE
+            ):
                 raise ValueError(f"{name} must be a number in [0, {MAX_TEMPERATURE}], got {value!r}")
         for name in ("top_k", "top_k_text"):
             value = getattr(self, name)
@@ -42,6 +64,16 @@ class SamplingOptions:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or not 0 <= value < 2**63):
                 raise ValueError(f"{name} must be an integer in [0, 2**63), got {value!r}")
+
+    def replace(self, **changes: Unpack[SamplingKeywords]) -> SamplingOptions:
+        """These options with some fields changed (checked again); `seed` sets both seeds.
+
+        SamplingOptions().replace(temp=0.6, seed=42)"""
+        fields: dict[str, Any] = dict(changes)
+        if "seed" in fields:
+            seed = fields.pop("seed")
+            fields = {"text_seed": seed, "audio_seed": seed, **fields}
+        return dataclasses.replace(self, **fields)
 
 
 def make_generator(seed: int | None, device: torch.device) -> torch.Generator:

@@ -87,8 +87,7 @@ class Engine:
         self.mimi, self.lm, self.tokenizer = mimi, lm, tokenizer
         self.max_sessions = max_sessions
         self.default_options = options or SamplingOptions()
-        o = self.default_options
-        self.generator = Generator(lm, o.temp, o.temp_text, o.top_k, o.top_k_text, cuda_graphs=cuda_graphs)
+        self.generator = Generator(lm, self.default_options, cuda_graphs=cuda_graphs)
         self.device = lm.device
         self.frame_size = mimi.frame_size
         self._slots = [_Slot() for _ in range(max_sessions)]

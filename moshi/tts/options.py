@@ -10,7 +10,7 @@ from ..config_reader import ConfigReader
 from ..lm.config import KyutaiConfig
 from .voices import voice_suffix
 
-MAX_CFG_COEF = 10.0
+MAX_GUIDANCE = 10.0  # classifier-free guidance coefficients beyond are refused
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class TTSOptions:
     delay_steps: int  # the audio lags the text by this many steps
     second_stream_ahead: int = 0  # > 0: a second text stream reads this many words ahead
     temp: float = 0.6  # sampling temperature of text and audio tokens (0: greedy)
-    cfg_coef: float = 1.0  # real classifier-free guidance (doubles the batch) when != 1
+    guidance: float = 1.0  # real classifier-free guidance coefficient (doubles the batch) when != 1
     initial_padding: int = 2  # steps of silence before the first word
     max_padding: int = 8  # the model must start the next word within this many steps
     final_padding: int = 4  # steps generated after the audio of the last word
@@ -40,8 +40,8 @@ class TTSOptions:
                 raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
         if not isinstance(self.max_steps, int) or self.max_steps < 1:
             raise ValueError(f"max_steps must be an integer >= 1, got {self.max_steps!r}")
-        if not isinstance(self.cfg_coef, (int, float)) or not 0 < self.cfg_coef <= MAX_CFG_COEF:
-            raise ValueError(f"cfg_coef must be in (0, {MAX_CFG_COEF}], got {self.cfg_coef!r}")
+        if not isinstance(self.guidance, (int, float)) or not 0 < self.guidance <= MAX_GUIDANCE:
+            raise ValueError(f"guidance must be in (0, {MAX_GUIDANCE}], got {self.guidance!r}")
         # temp and seed are checked by the generator's SamplingOptions.
 
 

@@ -5,7 +5,7 @@ The LM runs the other way round from Moshi: the text stream leads and the audio 
 the word state machine (state_machine.py) feeds it the script's words accordingly; the
 audio tokens of the frame then come from the depformer. Voices condition the model
 through cross-attention, the CFG strength through a lookup-table condition (models
-trained with CFG distillation) or by running guidance for real (`cfg_coef`).
+trained with CFG distillation) or by running guidance for real (`guidance`).
 
     tts, mimi = load_tts(ModelFiles.resolve("kyutai/tts-1.6b-en_fr"))
     voice = "expresso/ex03-ex01_happy_001_channel1_334s.wav"   # in kyutai/tts-voices
@@ -29,6 +29,7 @@ from torch import Tensor
 from ..audio import FRAME_RATE
 from ..lm.conditioners import ConditionValues
 from ..lm.generator import Generator
+from ..lm.guidance import Guidance
 from ..lm.model import LMModel
 from ..lm.text import TextTokenizer
 from .options import TTSOptions
@@ -103,15 +104,17 @@ class TTS:
         keep_session: bool | None = None,
         **options: object,
     ):
-        cfg = model.config
-        if cfg.n_q != cfg.dep_q or not cfg.dep_q:
-            raise ValueError(f"not a text-to-speech model: it generates {cfg.dep_q} of its {cfg.n_q} streams")
+        config = model.config
+        if config.n_q != config.dep_q or not config.dep_q:
+            raise ValueError(
+                f"not a text-to-speech model: it generates {config.dep_q} of its {config.n_q} streams"
+            )
         self.model = model
         if not isinstance(tokenizer, TextTokenizer):
-            tokenizer = TextTokenizer(tokenizer, (cfg.text_end_padding_id, cfg.text_padding_id))
+            tokenizer = TextTokenizer(tokenizer, (config.text_end_padding_id, config.text_padding_id))
         self.tokenizer = tokenizer
         self.options = TTSOptions(delay_steps=delay_steps, **options)  # type: ignore[arg-type]
-        if self.options.second_stream_ahead and not cfg.demux_second_text_stream:
+        if self.options.second_stream_ahead and not config.demux_second_text_stream:
             raise ValueError(
                 "second_stream_ahead needs a model with a second text stream (demux_second_stream)"
             )
@@ -127,8 +130,7 @@ class TTS:
             temp_text=o.temp,
             seed=o.seed,
             cuda_graphs=cuda_graphs,
-            cfg_coef=o.cfg_coef,
-            cfg_no_text=True,
+            guidance=Guidance(o.guidance, guide_text=False),
             audio_delay_steps=delay_steps,
         )
 
@@ -161,7 +163,7 @@ class TTS:
             if lut is None:
                 raise ValueError(
                     "this model takes no CFG condition (it was not trained with CFG distillation): "
-                    "use TTS(cfg_coef=...) for classifier-free guidance"
+                    "use TTS(guidance=...) for classifier-free guidance"
                 )
             match = [v for v in lut.possible_values if float(v) == float(cfg)]
             if not match:

@@ -1,10 +1,10 @@
 """Every bad input: a non-zero exit code, one line on stderr, and nothing written."""
 
-import pathlib
-
 import numpy as np
 import pytest
 import soundfile as sf
+
+from tests.support.fixtures import files_under
 
 
 @pytest.fixture
@@ -123,7 +123,3 @@ def test_a_port_in_use_is_found_before_the_model_loads(moshi, monkeypatch):
         taken.listen()
         r = moshi("serve", "--port", taken.getsockname()[1], "--device", "cpu")
     assert r.code == 1 and "cannot listen on 127.0.0.1:" in r.err and len(r.err.strip().splitlines()) == 1
-
-
-def files_under(path: pathlib.Path) -> list[pathlib.Path]:
-    return sorted(p for p in path.rglob("*") if p.is_file())

@@ -4,7 +4,7 @@ each job runs on its own with it (no download, no GPU) as the README shows."""
 import soundfile as sf
 
 from moshi.tiny import write_tiny_models
-from tests.cli.conftest import files_under
+from tests.support.fixtures import files_under
 
 
 def test_the_same_files_every_time(tmp_path):

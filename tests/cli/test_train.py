@@ -1,13 +1,24 @@
 """End to end on the tiny models, as issue 12 asks: stereo wavs -> `moshi train annotate`
 (alignments by our speech-to-text) -> `moshi train lm` with moshi-finetune's YAML keys and
-LoRA -> `moshi infer` with the adapters (`--lora-weight`, and the checkpoint's config.json
-with `--fuse-lora`)."""
+LoRA (in one process, and under `torchrun` in two) -> `moshi infer` with the adapters
+(`--lora-weight`, and the checkpoint's config.json with `--fuse-lora`) -> a conversation
+with `moshi serve --lora-weight`."""
 
+import asyncio
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 
 import numpy as np
 import soundfile as sf
 import yaml
+
+from moshi.stream.client import AudioEvent, Client
+from tests.support.server import http_get
 
 SR = 24000
 
@@ -83,3 +94,55 @@ def test_annotate_finetune_with_lora_and_talk(tmp_path, moshi, speech, dialogue_
         "--int8",
     )
     assert r.code == 1 and "--fuse-lora" in r.err
+
+    # The same YAML under torchrun, two processes (gloo): the checkpoint is the same layout.
+    config["run_dir"] = str(tmp_path / "run2")
+    (tmp_path / "train2.yaml").write_text(yaml.safe_dump(config))
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    done = subprocess.run(
+        [*torchrun, "-m", "moshi.train", "lm", str(tmp_path / "train2.yaml"), "--no-progress"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (
+        tmp_path / "run2" / "checkpoints" / "checkpoint_000002" / "consolidated" / "lora.safetensors"
+    ).is_file()
+
+    # Talk to the fine-tuned model through the server.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    serve = [sys.executable, "-m", "moshi", "serve", *dialogue_model, "--lora-weight", str(adapters),
+             "--port", str(port), "--static", "none", "--drain-seconds", "0"]  # fmt: skip
+    server = subprocess.Popen(
+        serve, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if http_get(port, "/api/health")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, "moshi serve did not start"
+            time.sleep(0.2)
+        heard = asyncio.run(_converse(f"ws://127.0.0.1:{port}", speech[: 2 * SR]))
+        assert heard >= 5
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=30)
+    assert server.returncode == 0, err
+
+
+async def _converse(url: str, pcm: np.ndarray) -> int:
+    """Send `pcm` (paced in real time) and count the audio frames that come back."""
+    heard = 0
+    client = await Client.connect(url)
+    sending = asyncio.create_task(client.send_pcm(pcm))
+    async for event in client.events():
+        heard += isinstance(event, AudioEvent)
+        if sending.done():
+            break
+    await client.close()
+    return heard

@@ -10,6 +10,7 @@ import torch
 from moshi.lm import KyutaiConfig, load_lm
 from moshi.lm.conditioners import ConditionerConfig, FuserConfig, TensorCondition
 from moshi.lm.generator import Generator
+from moshi.lm.guidance import Guidance
 from moshi.lm.sampling import make_generator, sample
 from moshi.nn import streaming as st
 from tests.support.fixtures import FIXTURES, rel_err
@@ -127,11 +128,13 @@ def test_absent_conditions_are_the_learnt_padding(tts_lm):
         provider([{"style": "x"}])
 
 
-@pytest.mark.parametrize("cfg_coef", [1.0, 2.0])
-def test_items_with_their_own_conditions_equal_each_alone(tts_lm, cfg_coef):
+@pytest.mark.parametrize("coef", [1.0, 2.0])
+def test_items_with_their_own_conditions_equal_each_alone(tts_lm, coef):
     other = TensorCondition(torch.randn(50, 32), torch.arange(50) < 20)
     conditions = [{"speaker_wavs": VOICE, "cfg": "1.0"}, {"speaker_wavs": other, "control": "bad"}]
-    gen = Generator(tts_lm, temp=0, temp_text=0, cfg_coef=cfg_coef, cfg_no_text=True, audio_delay_steps=2)
+    gen = Generator(
+        tts_lm, temp=0, temp_text=0, guidance=Guidance(coef, guide_text=False), audio_delay_steps=2
+    )
     none = torch.zeros(2, 0, 1, dtype=torch.long)
     with gen.streaming(2, conditions):
         both = torch.cat([gen.step(none) for _ in range(8)][2:], -1)
@@ -170,7 +173,7 @@ def test_audio_delay_forces_zero_tokens_and_skips_the_depformer(tts_lm, monkeypa
 def test_guidance_needs_conditioners(moshi_lm):
     with (
         pytest.raises(ValueError, match="needs a model with conditioners"),
-        Generator(moshi_lm, cfg_coef=2.0).streaming(1),
+        Generator(moshi_lm, guidance=Guidance(2.0)).streaming(1),
     ):
         pass
     with (

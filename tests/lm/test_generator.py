@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from moshi.lm.generator import Generator
+from moshi.lm.guidance import Guidance
 from moshi.lm.sampling import SamplingOptions
 
 
@@ -162,6 +163,41 @@ def test_outputs_are_ordinary_tensors(moshi_lm, stt_lm):
     with stt.streaming(1):
         _, heads = stt.step_with_extra_heads(torch.zeros(1, 32, 1, dtype=torch.long))
     assert heads and not any(h.is_inference() for h in heads)
+
+
+def test_sampling_keywords_make_the_options():
+    options = SamplingOptions(temp=0.5, top_k_text=3, text_seed=9, audio_seed=9)
+    assert SamplingOptions().replace(temp=0.5, top_k_text=3, seed=9) == options
+    assert SamplingOptions().replace(seed=9, audio_seed=1).audio_seed == 1
+    with pytest.raises(ValueError, match=r"temp must be a number in \[0, 5.0\], got True"):
+        SamplingOptions(temp=True)
+
+
+def test_options_are_given_once(moshi_lm):
+    options = SamplingOptions(temp=0.5, text_seed=9, audio_seed=9)
+    assert Generator(moshi_lm, temp=0.5, seed=9).options == options
+    assert Generator(moshi_lm, options).options is options
+    with pytest.raises(ValueError, match="not both"):
+        Generator(moshi_lm, options, temp=0.1)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"coef": -1.0}, r"coef must be a number in \[0, 100.0\], got -1.0"),
+        ({"coef": True}, "got True"),
+        ({"guide_text": 1}, "guide_text must be a bool, got 1"),
+    ],
+)
+def test_guidance_is_validated(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Guidance(**kwargs)
+
+
+def test_a_bad_exec_mask_names_the_shape(moshi_lm):
+    gen = Generator(moshi_lm)
+    with gen.streaming(2), pytest.raises(ValueError, match=r"shape \[B=2\], got torch.bool \[3\]"):
+        gen.set_exec_mask(torch.ones(3, dtype=torch.bool))
 
 
 @pytest.mark.parametrize("step_first", [True, False])

@@ -85,3 +85,8 @@ def tiny_model_dir(dst: Path, lm: Path = MOSHI_TINY, **config: object) -> Path:
         kyutai[key] = name
     (dst / "config.json").write_text(json.dumps(kyutai | config))
     return dst / "config.json"
+
+
+def files_under(path: Path) -> list[Path]:
+    """Every file below `path`, sorted."""
+    return sorted(p for p in path.rglob("*") if p.is_file())

@@ -10,7 +10,7 @@ from tests.support.tts import make_tts
 
 pytestmark = pytest.mark.requires_cuda
 
-CASES = {"tts_lm_tiny": (TTS_TINY, {}, 2.0), "tts_cfg_lm_tiny": (TTS_CFG_TINY, {"cfg_coef": 2.0}, None)}
+CASES = {"tts_lm_tiny": (TTS_TINY, {}, 2.0), "tts_cfg_lm_tiny": (TTS_CFG_TINY, {"guidance": 2.0}, None)}
 
 
 @pytest.mark.parametrize("graphs", [False, True])

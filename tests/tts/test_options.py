@@ -44,7 +44,7 @@ def test_unknown_tts_config_keys_are_named():
         (dict(max_padding=-1), "max_padding must be"),
         (dict(padding_between=1.5), "padding_between must be"),
         (dict(max_steps=0), "max_steps must be"),
-        (dict(cfg_coef=0), "cfg_coef must be"),
+        (dict(guidance=0), "guidance must be"),
     ],
 )
 def test_bad_options(changes, match):

@@ -9,8 +9,8 @@ from tests.support.fixtures import TTS_CFG_TINY, TTS_TINY, fixture_io, fixture_m
 from tests.support.tts import make_tts
 
 CASES = {
-    "tts_lm_tiny": (TTS_TINY, "tts_lm", dict(cfg_coef=1.0), 2.0),  # cfg as a condition
-    "tts_cfg_lm_tiny": (TTS_CFG_TINY, "tts_cfg_lm", dict(cfg_coef=2.0), None),  # real CFG
+    "tts_lm_tiny": (TTS_TINY, "tts_lm", dict(guidance=1.0), 2.0),  # cfg as a condition
+    "tts_cfg_lm_tiny": (TTS_CFG_TINY, "tts_cfg_lm", dict(guidance=2.0), None),  # real CFG
 }
 
 

@@ -70,6 +70,6 @@ def test_unsupported_cfg_lists_the_valid_values(tts):
 
 
 def test_cfg_as_a_condition_needs_a_distilled_model(tts_cfg_lm):
-    tts = make_tts(tts_cfg_lm, cfg_coef=2.0)
-    with pytest.raises(ValueError, match="cfg_coef"):
+    tts = make_tts(tts_cfg_lm, guidance=2.0)
+    with pytest.raises(ValueError, match=r"TTS\(guidance="):
         tts.conditions([TTS_CFG_TINY / "voice.safetensors"], cfg=2.0)

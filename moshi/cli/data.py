@@ -1,0 +1,54 @@
+"""moshi data build OUT_DIR: the synthetic training corpus (dialogues, users' and Moshi's
+utterances, held-out voices and sentences) from one seed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..data.build import build_corpus
+from ..data.synth import FAST_MOSHI_VOICE, MOSHI_VOICE, available
+from .common import UserError
+from .options import HelpFormatter
+
+PERSONAS = {"festival-slt-hts": MOSHI_VOICE, "flite-slt": FAST_MOSHI_VOICE}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "data", help="build the synthetic training corpus", description=__doc__,
+        formatter_class=HelpFormatter,
+    )  # fmt: skip
+    sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    build = sub.add_parser("build", help="synthesise the whole corpus into OUT_DIR", description=__doc__,
+                           formatter_class=HelpFormatter)  # fmt: skip
+    build.add_argument("out_dir", metavar="OUT_DIR")
+    build.add_argument("--seed", type=int, default=0, help="the one seed of the whole corpus")
+    build.add_argument("--dialogues", type=int, default=1500, help="stereo dialogues (train + held out)")
+    build.add_argument("--utterances", type=int, default=3000, help="mono utterances in users' voices")
+    build.add_argument(
+        "--tts", type=int, help="mono utterances in Moshi's voice (when not given: half as many)"
+    )
+    build.add_argument("--heldout-fraction", type=float, default=0.1, help="share of each kind held out")
+    build.add_argument(
+        "--persona", choices=sorted(PERSONAS), default="festival-slt-hts", help="Moshi's voice"
+    )
+    build.add_argument("--workers", type=int, help="processes (when not given: one per core)")
+    build.add_argument("--force", action="store_true", help="rebuild into a non-empty OUT_DIR")
+    build.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    missing = [e for e in ("espeak", "flite", "festival") if not available(e)]
+    if missing:
+        raise UserError(f"missing synthesisers: {', '.join(missing)} (./install.sh installs them as root)")
+    try:
+        summary = build_corpus(
+            args.out_dir, seed=args.seed, n_dialogues=args.dialogues, n_utterances=args.utterances,
+            n_tts=args.tts, heldout_fraction=args.heldout_fraction, moshi_voice=PERSONAS[args.persona],
+            workers=args.workers, force=args.force,
+        )  # fmt: skip
+    except (FileExistsError, ValueError) as e:
+        raise UserError(str(e)) from e
+    print(json.dumps({"out_dir": args.out_dir, "hours": summary["total_hours"]}))
+    return 0

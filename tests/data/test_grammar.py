@@ -1,0 +1,64 @@
+"""The grammar: seeded, correct answers, and held-out sentences and voices never in training."""
+
+import random
+
+from moshi.data import grammar, jsgf, vocabulary
+from moshi.data.plan import plan
+from moshi.data.synth import FAST_MOSHI_VOICE, voices_of
+
+_NUMBER = {vocabulary.number_words(n): n for n in range(100)}
+
+
+def _sample(seed: int, n: int, heldout: bool) -> list[grammar.Exchange]:
+    rng = random.Random(seed)
+    return [grammar.sample_exchange(rng, heldout) for _ in range(n)]
+
+
+def test_same_seed_same_exchanges_other_seed_others():
+    assert _sample(3, 50, False) == _sample(3, 50, False)
+    assert _sample(3, 50, False) != _sample(4, 50, False)
+
+
+def test_heldout_sentences_never_in_training():
+    train = _sample(0, 3000, False)
+    held = _sample(0, 300, True)
+    train_sentences = {s for ex in train for s in (ex.question, ex.answer)}
+    assert not any(grammar.is_heldout(s) for s in train_sentences)
+    assert all(grammar.is_heldout(ex.question) for ex in held)
+    assert not {ex.question for ex in held} & train_sentences
+    assert len({ex.kind for ex in held}) >= 8  # every kind of question is held out somewhere
+
+
+def test_arithmetic_and_spelling_answers_are_right():
+    checked = 0
+    for ex in _sample(1, 3000, False):
+        q = ex.question
+        for op, f in ((" plus ", int.__add__), (" minus ", int.__sub__), (" times ", int.__mul__)):
+            if op in q and q.startswith("what is ") and ex.answer.startswith(q[len("what is ") :] + " is "):
+                a, b = q[len("what is ") :].split(op)
+                assert _NUMBER[ex.answer.split(" is ")[-1]] == f(_NUMBER[a], _NUMBER[b]), ex
+                checked += 1
+        if ex.kind == "spell" and " is spelled " in ex.answer:
+            word, letters = ex.answer.split(" is spelled ")
+            assert letters.replace(" ", "") == word
+    assert checked > 20
+
+
+def test_vocabulary_covers_every_sentence_and_is_big_enough():
+    vocab = set(jsgf.vocabulary())
+    assert len(vocab) > 250
+    for ex in _sample(2, 2000, False) + _sample(2, 200, True):
+        assert set(ex.question.split()) <= vocab and set(ex.answer.split()) <= vocab, ex
+    assert "public <sentence>" in jsgf.jsgf()
+
+
+def test_voices_and_plan_split():
+    held, train = voices_of(True), voices_of(False)
+    assert held and train and not {v.id for v in held} & {v.id for v in train}
+    items = plan(0, n_dialogues=10, n_utterances=20, n_tts=4, heldout_fraction=0.2, moshi=FAST_MOSHI_VOICE)
+    assert items == plan(0, 10, 20, 4, 0.2, FAST_MOSHI_VOICE)
+    for it in items:
+        if it.kind == "tts":
+            assert it.voice == FAST_MOSHI_VOICE
+        else:
+            assert (it.voice in held) == (it.split == "heldout")
