@@ -120,6 +120,11 @@ def apply_lora(model: LMModel, options: LoRAOptions) -> LMModel:
     `ft_embed`). Returns the model."""
     if has_lora(model):
         raise ValueError("the model already has LoRA adapters")
+    for name, module in model.named_modules():
+        if isinstance(module, (Attention, PerStepAttention)):
+            for child_name, child in module.named_modules():
+                if child_name and not isinstance(child, (HostRows, nn.Linear, nn.ModuleList)):
+                    raise ValueError(f"{name}.{child_name} is already transformed (apply LoRA first)")
     for p in model.parameters():
         p.requires_grad_(False)
     r, s = options.rank, options.scaling
@@ -128,10 +133,6 @@ def apply_lora(model: LMModel, options: LoRAOptions) -> LMModel:
         return any(fnmatch.fnmatchcase(name, pattern) for pattern in options.targets)
 
     for name, module in list(model.named_modules()):
-        if isinstance(module, (Attention, PerStepAttention)):
-            for child_name, child in module.named_modules():
-                if child_name and not isinstance(child, (HostRows, nn.Linear, nn.ModuleList)):
-                    raise ValueError(f"{name}.{child_name} is already transformed (apply LoRA first)")
         if isinstance(module, Attention) and wanted(f"{name}.in_proj"):
             assert isinstance(module.in_proj, HostRows)
             module.in_proj = LoRAProjection(module.in_proj, r, s)

@@ -10,6 +10,7 @@ from moshi.codec import Mimi, MimiConfig, load_mimi
 from moshi.kernels import conv as fast
 from moshi.kernels import int8
 from moshi.lm import load_lm
+from moshi.lm.lora import LoRAOptions, apply_lora
 from tests.support.fixtures import FIXTURES, fixture_io, rel_err
 
 TINY = FIXTURES / "mimi_tiny"
@@ -84,6 +85,8 @@ def test_int8_lm_is_close():
     approx = quantize.apply_lm(load_lm(d / "weights.safetensors", d / "config.json"))
     assert isinstance(approx.text_linear, int8.Int8Linear)
     assert isinstance(approx.depformer.layers[0].self_attn.out_projs[0], int8.Int8Linear)
+    with pytest.raises(ValueError, match="already transformed"):
+        apply_lora(approx, LoRAOptions(rank=2))
     with torch.no_grad():
         a, b = exact(io["codes"]), approx(io["codes"])
     assert rel_err(b.text_logits, a.text_logits) < LM_LOGITS_TOL
