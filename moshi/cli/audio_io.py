@@ -250,7 +250,7 @@ class SoundCard:
             self._ready.notify_all()
         for s in self._streams:
             try:
-                s.abort()
+                s.stop()
                 s.close()
             except Exception:  # a device that went away cannot be stopped cleanly
                 pass

@@ -159,6 +159,10 @@ class Mimi(nn.Module):
             finally:
                 self._stream_batch = None
 
+    @property
+    def is_streaming(self) -> bool:
+        return self._stream_batch is not None
+
     def reset_streaming(self, mask: Tensor | None = None) -> None:
         """Restart every stream, or those where `mask` [B] (bool) is True."""
         st.reset_streaming(self, self._require_streaming(), mask)

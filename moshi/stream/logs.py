@@ -45,5 +45,7 @@ def configure(log_format: str, level: int = logging.INFO) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    # Replaces plain stderr handlers (`logging.basicConfig`'s, or an earlier call's); handlers
+    # of other kinds (a test runner's capture, a file) stay.
+    root.handlers[:] = [h for h in root.handlers if type(h) is not logging.StreamHandler] + [handler]
     root.setLevel(level)

@@ -125,14 +125,19 @@ def test_windowed_percentiles_are_within_a_bin():
 
 def test_json_log_lines_carry_the_event_fields():
     stream = io.StringIO()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     logs.configure("json")
-    logging.getLogger().handlers[0].setStream(stream)  # type: ignore[attr-defined]
     try:
+        ours = [h for h in root.handlers if type(h) is logging.StreamHandler]
+        kept = [h for h in handlers if type(h) is not logging.StreamHandler]
+        assert len(ours) == 1 and all(h in root.handlers for h in kept)  # a test runner's capture stays
+        ours[0].setStream(stream)
         logging.getLogger("moshi.stream.server").info(
             "conversation %s ended", "abc", extra={"event": "end", "conversation": "abc", "seconds": 1.5}
         )
     finally:
-        logs.configure("text")
+        root.handlers[:], root.level = handlers, level
     line = json.loads(stream.getvalue().strip())
     assert line["message"] == "conversation abc ended" and line["level"] == "INFO"
     assert (line["event"], line["conversation"], line["seconds"]) == ("end", "abc", 1.5)
