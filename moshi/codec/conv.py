@@ -9,8 +9,9 @@ multiples of the stride.
 `kernel - stride` samples (bias removed) to be overlap-added to the next chunk's start;
 offline they are simply trimmed.
 
-On CPU, convs with big weights run as one matrix product (moshi.kernels.conv), which
-equals PyTorch's convolution up to float rounding and is faster there.
+On CPU, convs with big weights run as one matrix product (moshi.kernels.conv's modules),
+which equals PyTorch's convolution up to float rounding and is faster there. Transforms
+(moshi.quantize) may swap `conv` / `convtr` for another module of the same shape.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..kernels import conv as fast
 from ..nn.streaming import StreamingModule, StreamState, masked_fill_
@@ -52,14 +53,12 @@ class CausalConv1d(StreamingModule[ConvState]):
         super().__init__()
         if pad_mode not in ("constant", "replicate"):
             raise ValueError(f"pad_mode must be 'constant' or 'replicate', got {pad_mode!r}")
-        self.conv = nn.Conv1d(
+        self.conv = fast.Conv1d(
             in_channels, out_channels, kernel_size, stride, dilation=dilation, groups=groups, bias=bias
         )
         self.stride = stride
         self.pad_mode = pad_mode
         self.left_context = (kernel_size - 1) * dilation + 1 - stride
-        # The conv's matrix product on another weight format, set by transforms (kernels.int8).
-        self.matmul: nn.Module | None = None
 
     def init_state(self, batch_size: int) -> ConvState:
         w = self.conv.weight
@@ -71,10 +70,7 @@ class CausalConv1d(StreamingModule[ConvState]):
     def forward(self, x: Tensor) -> Tensor:
         if x.shape[-1] % self.stride:
             raise ValueError(f"input length {x.shape[-1]} is not a multiple of the stride {self.stride}")
-        x, conv = self.pad(x), self.conv
-        if self.matmul is not None or fast.prefers_matmul(conv, x):
-            return fast.conv1d(x, conv.weight, conv.bias, self.stride, conv.dilation[0], self.matmul)
-        return conv(x)
+        return self.conv(self.pad(x))
 
     def pad(self, x: Tensor) -> Tensor:
         """The input with its left context prepended: [B, C_in, left_context + T]."""
@@ -118,25 +114,18 @@ class CausalConvTranspose1d(StreamingModule[ConvTrState]):
         super().__init__()
         if kernel_size < stride:
             raise ValueError(f"kernel_size {kernel_size} < stride {stride}")
-        self.convtr = nn.ConvTranspose1d(
+        self.convtr = fast.ConvTranspose1d(
             in_channels, out_channels, kernel_size, stride, groups=groups, bias=bias
         )
         self.stride = stride
         self.overlap = kernel_size - stride
-        # The conv's matrix product on another weight format, set by transforms (kernels.int8).
-        self.matmul: nn.Module | None = None
 
     def init_state(self, batch_size: int) -> ConvTrState:
         w = self.convtr.weight
         return ConvTrState(partial=w.new_zeros(batch_size, self.convtr.out_channels, self.overlap))
 
     def forward(self, x: Tensor) -> Tensor:
-        conv = self.convtr
-        if self.matmul is not None or fast.prefers_matmul(conv, x):
-            y = fast.conv_transpose1d(x, conv.weight, conv.bias, self.stride, self.matmul)
-        else:
-            y = conv(x)
-        return self.overlap_add(y, x.shape[-1] * self.stride)
+        return self.overlap_add(self.convtr(x), x.shape[-1] * self.stride)
 
     def overlap_add(self, y: Tensor, length: int) -> Tensor:
         """From the full transposed-conv output y [B, C_out, (T - 1) * stride + kernel],

@@ -1,7 +1,8 @@
 """1-d convolutions as one matrix product, for the CPU shapes where PyTorch's native
 convolution is slow: big weights (Mimi's strided SEANet convs and its 1024-channel convs,
 1M parameters and more). Each function equals its `torch.nn.functional` namesake with
-groups 1 and no padding, up to float rounding.
+groups 1 and no padding, up to float rounding; `Conv1d` and `ConvTranspose1d` are the
+torch modules that take them where `prefers_matmul` says so.
 """
 
 from __future__ import annotations
@@ -78,3 +79,23 @@ def conv_transpose1d(
         out[:, :, j : j + T] += y[:, :, j]
     out = out.flatten(2)[..., : (T - 1) * stride + K]
     return out if bias is None else out + bias[:, None]
+
+
+class Conv1d(nn.Conv1d):
+    """nn.Conv1d (no padding) through `conv1d` where `prefers_matmul`: x [B, C_in, T] ->
+    [B, C_out, T_out]."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if prefers_matmul(self, x):
+            return conv1d(x, self.weight, self.bias, self.stride[0], self.dilation[0])
+        return super().forward(x)
+
+
+class ConvTranspose1d(nn.ConvTranspose1d):
+    """nn.ConvTranspose1d (no padding, the full output) through `conv_transpose1d` where
+    `prefers_matmul`: x [B, C_in, T] -> [B, C_out, (T - 1) * stride + K]."""
+
+    def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
+        if output_size is None and prefers_matmul(self, x):
+            return conv_transpose1d(x, self.weight, self.bias, self.stride[0])
+        return super().forward(x, output_size)

@@ -1,4 +1,5 @@
-"""Int8 weights for the big matrix products: `Int8Linear`, one scale per output channel.
+"""Int8 weights for the big matrix products: `Int8Linear`, one scale per output channel, and
+the convolutions that take the matrix-product path on it (`Int8Conv1d`, `Int8ConvTranspose1d`).
 
 Calls of a few steps (streaming) run torch's weight-only int8 CPU kernel on activations
 rounded to bfloat16: weights stream from memory at a quarter of the bytes, and memory is
@@ -12,6 +13,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from . import conv as fast
 
 # Up to this many rows (batch x steps) per call, the int8 kernel beats float32 at 2 threads.
 INT8_KERNEL_MAX_ROWS = 16
@@ -45,3 +48,40 @@ class Int8Linear(nn.Module):
         else:
             y = F.linear(rows, self.weight.to(x.dtype) * self.scales[:, None].to(x.dtype))
         return y.to(x.dtype).view(*x.shape[:-1], -1)
+
+
+class Int8Conv1d(fast.Conv1d):
+    """`base` (its float weight and bias kept, shared) as one matrix product on an int8
+    copy of its weight [C_out, C_in * K]. Groups 1 only."""
+
+    def __init__(self, base: nn.Conv1d):
+        if base.groups != 1:
+            raise ValueError(f"Int8Conv1d needs groups 1, got {base.groups}")
+        super().__init__(
+            base.in_channels, base.out_channels, base.kernel_size[0], base.stride[0],
+            dilation=base.dilation[0], bias=base.bias is not None, device="meta",
+        )  # fmt: skip
+        self.weight, self.bias = base.weight, base.bias
+        self.matmul = Int8Linear(base.weight.view(base.out_channels, -1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return fast.conv1d(x, self.weight, self.bias, self.stride[0], self.dilation[0], self.matmul)
+
+
+class Int8ConvTranspose1d(fast.ConvTranspose1d):
+    """`base` (its float weight and bias kept, shared) as one matrix product on an int8
+    copy of its weight, transposed to [C_out * K, C_in]. Groups 1 only."""
+
+    def __init__(self, base: nn.ConvTranspose1d):
+        if base.groups != 1:
+            raise ValueError(f"Int8ConvTranspose1d needs groups 1, got {base.groups}")
+        super().__init__(
+            base.in_channels, base.out_channels, base.kernel_size[0], base.stride[0],
+            bias=base.bias is not None, device="meta",
+        )  # fmt: skip
+        self.weight, self.bias = base.weight, base.bias
+        self.matmul = Int8Linear(base.weight.view(base.in_channels, -1).T)
+
+    def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
+        assert output_size is None, "the full transposed conv only"
+        return fast.conv_transpose1d(x, self.weight, self.bias, self.stride[0], self.matmul)

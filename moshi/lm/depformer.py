@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..nn.linear import Linear, apply_linear, linear_of
+from ..nn.linear import HostRows, Linear, apply_linear, linear_of
 from .config import LMConfig
 from .layers import Embedding, Gating, RMSNorm, rms_norm
 
@@ -54,24 +54,14 @@ class PerStepAttention(nn.Module):
         self.dim, self.num_heads, self.sets = dim, num_heads, sets
         self.in_proj_weight = nn.Parameter(torch.empty(sets * 3 * dim, dim))
         self.out_proj = nn.Linear(dim, sets * dim, bias=False)
-        # Per-set modules computing the projections instead, set by transforms (moshi.kernels.int8).
-        self.in_projs: nn.ModuleList | None = None
-        self.out_projs: nn.ModuleList | None = None
+        # Per-set projections, children that transforms may swap (moshi.quantize, LoRA).
+        D = dim
+        self.in_projs = nn.ModuleList(HostRows(self, "in_proj_weight", w * 3 * D, 3 * D) for w in range(sets))
+        self.out_projs = nn.ModuleList(HostRows(self, "out_proj.weight", w * D, D) for w in range(sets))
 
     def projections(self, weights: int) -> tuple[Linear, Linear]:
         """(qkv [3D, D], out [D, D]) of weight set `weights`."""
-        D = self.dim
-        qkv = (
-            self.in_proj_weight.narrow(0, weights * 3 * D, 3 * D)
-            if self.in_projs is None
-            else self.in_projs[weights]
-        )
-        out = (
-            self.out_proj.weight.narrow(0, weights * D, D)
-            if self.out_projs is None
-            else self.out_projs[weights]
-        )
-        return qkv, out
+        return linear_of(self.in_projs[weights]), linear_of(self.out_projs[weights])
 
 
 class DepformerLayer(nn.Module):

@@ -8,9 +8,9 @@
 Each adapted product computes x @ W.T + scaling * (x @ A.T) @ B.T, with A [rank, in]
 (Kaiming-uniform) and B [out, rank] (zeros: a fresh adapter changes nothing). Adapted:
 every `nn.Linear` of the model (as Kyutai's `replace_all_linear_with_lora`), and the
-stacked attention projections through the hooks the attention modules offer for
-transforms (`Attention.in_proj`, `PerStepAttention.in_projs/out_projs`: one adapter per
-depformer weight set); the cross-attention's stacked `in_proj_weight` is not adapted.
+stacked attention projections, by swapping the attention modules' `HostRows` children
+(`Attention.in_proj`, `PerStepAttention.in_projs/out_projs`: one adapter per depformer
+weight set); the cross-attention's stacked `in_proj_weight` is not adapted.
 `LoRAOptions.targets` narrows this to module names matching glob patterns.
 
 The base weights keep their names, so base checkpoints load into an adapted model and a
@@ -23,7 +23,6 @@ The rank and scaling are written in the file's metadata.
 from __future__ import annotations
 
 import fnmatch
-import functools
 import math
 import re
 from collections.abc import Iterator
@@ -35,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..nn.attention import Attention
+from ..nn.linear import HostRows
 from .depformer import PerStepAttention
 from .layers import Embedding
 from .model import LMModel
@@ -96,28 +96,23 @@ class LoRALinear(nn.Linear, _Adapter):
         return out
 
 
-class LoRAProjection(_Adapter):
-    """An adapter on rows [start, start + out) of a parameter its host module owns (a
-    stacked attention projection), plugged into the host's transform hook."""
+class LoRAProjection(HostRows, _Adapter):
+    """A `HostRows` (rows of a stacked attention projection its host owns) plus an adapter,
+    swapped in for it."""
 
-    def __init__(self, host: nn.Module, attr: str, start: int, rows: int, rank: int, scaling: float):
-        super().__init__()
-        object.__setattr__(self, "_host", host)  # not a submodule: the host owns the weight
-        self.attr, self.start, self.rows = attr, start, rows
-        base = self.base()
-        self._init_adapter(base.shape[1], rows, rank, scaling, base)
-
-    def base(self) -> Tensor:
-        weight = functools.reduce(getattr, self.attr.split("."), self._host)
-        assert isinstance(weight, Tensor)
-        return weight.narrow(0, self.start, self.rows)
+    def __init__(self, base: HostRows, rank: int, scaling: float):
+        super().__init__(base._host, base.attr, base.start, base.rows)
+        weight = self.base()
+        self._init_adapter(weight.shape[1], self.rows, rank, scaling, weight)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.linear(x, self.base()) + self.adapt(x)
 
     @torch.no_grad()
-    def merge(self) -> None:
+    def merge(self) -> HostRows:
+        """Fold the adapter into the host's weight; returns the plain rows to put back."""
         self.base().add_(self.delta().to(self.base().dtype))
+        return HostRows(self._host, self.attr, self.start, self.rows)
 
 
 def apply_lora(model: LMModel, options: LoRAOptions) -> LMModel:
@@ -125,6 +120,11 @@ def apply_lora(model: LMModel, options: LoRAOptions) -> LMModel:
     `ft_embed`). Returns the model."""
     if has_lora(model):
         raise ValueError("the model already has LoRA adapters")
+    for name, module in model.named_modules():
+        if isinstance(module, (Attention, PerStepAttention)):
+            for child_name, child in module.named_modules():
+                if child_name and not isinstance(child, (HostRows, nn.Linear, nn.ModuleList)):
+                    raise ValueError(f"{name}.{child_name} is already transformed (apply LoRA first)")
     for p in model.parameters():
         p.requires_grad_(False)
     r, s = options.rank, options.scaling
@@ -134,21 +134,13 @@ def apply_lora(model: LMModel, options: LoRAOptions) -> LMModel:
 
     for name, module in list(model.named_modules()):
         if isinstance(module, Attention) and wanted(f"{name}.in_proj"):
-            if module.in_proj is not None:
-                raise ValueError(f"{name}.in_proj is already transformed (apply LoRA first)")
-            module.in_proj = LoRAProjection(module, "in_proj_weight", 0, 3 * module.dim, r, s)
+            assert isinstance(module.in_proj, HostRows)
+            module.in_proj = LoRAProjection(module.in_proj, r, s)
         elif isinstance(module, PerStepAttention):
-            if module.in_projs is not None or module.out_projs is not None:
-                raise ValueError(f"{name} is already transformed (apply LoRA first)")
-            D, sets = module.dim, range(module.sets)
-            if wanted(f"{name}.in_projs"):
-                module.in_projs = nn.ModuleList(
-                    LoRAProjection(module, "in_proj_weight", w * 3 * D, 3 * D, r, s) for w in sets
-                )
-            if wanted(f"{name}.out_projs"):
-                module.out_projs = nn.ModuleList(
-                    LoRAProjection(module, "out_proj.weight", w * D, D, r, s) for w in sets
-                )
+            for projs in ("in_projs", "out_projs"):
+                if wanted(f"{name}.{projs}"):
+                    host_rows = getattr(module, projs)
+                    setattr(module, projs, nn.ModuleList(LoRAProjection(h, r, s) for h in host_rows))
     for parent_name, parent in list(model.named_modules()):
         if isinstance(parent, (_Adapter, PerStepAttention)):
             continue  # PerStepAttention.out_proj is only read through its slices
@@ -277,15 +269,10 @@ def _targets_of(state: dict[str, Tensor]) -> tuple[str, ...]:
 @torch.no_grad()
 def merge_lora(model: LMModel) -> LMModel:
     """Fold every adapter into its base weight and remove it (in place). Returns the model."""
-    for m in model.modules():
-        if isinstance(m, LoRAProjection):
-            m.merge()
     for parent in list(model.modules()):
         for child_name, child in list(parent.named_children()):
             if isinstance(child, LoRALinear):
                 setattr(parent, child_name, child.merged())
-            elif isinstance(child, LoRAProjection) or (
-                isinstance(child, nn.ModuleList) and any(isinstance(c, LoRAProjection) for c in child)
-            ):
-                setattr(parent, child_name, None)  # the host computes from its own weights again
+            elif isinstance(child, LoRAProjection):
+                setattr(parent, child_name, child.merge())  # the host's own rows again
     return model

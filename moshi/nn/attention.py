@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .linear import linear
+from .linear import HostRows, linear
 from .rope import rope_rotation, rotate
 from .streaming import StreamingModule, StreamState, masked_fill_
 
@@ -77,8 +77,8 @@ class Attention(StreamingModule[KVCache]):
         self.rope_max_period = rope_max_period
         self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
         self.out_proj = nn.Linear(dim, dim, bias=False)
-        # A module computing x @ in_proj_weight.T instead, set by transforms (moshi.kernels.int8).
-        self.in_proj: nn.Module | None = None
+        # x @ in_proj_weight.T, a child that transforms may swap (moshi.quantize, LoRA).
+        self.in_proj: nn.Module = HostRows(self, "in_proj_weight", 0, 3 * dim)
 
     def init_state(self, batch_size: int) -> KVCache:
         w = self.in_proj_weight
@@ -99,7 +99,7 @@ class Attention(StreamingModule[KVCache]):
             shared.positions = torch.arange(T, device=x.device)[None]
             if state is not None:
                 shared.positions = state.offset[:, None] + shared.positions
-        qkv = F.linear(x, self.in_proj_weight) if self.in_proj is None else self.in_proj(x)
+        qkv = linear(self.in_proj, x)
         qkv = qkv.view(B, T, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)  # [3, B, H, T, Dh]
         q, k, v = qkv.unbind(0)
         if self.rope_max_period is not None:

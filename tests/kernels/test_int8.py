@@ -10,6 +10,7 @@ from moshi.codec import Mimi, MimiConfig, load_mimi
 from moshi.kernels import conv as fast
 from moshi.kernels import int8
 from moshi.lm import load_lm
+from moshi.lm.lora import LoRAOptions, apply_lora
 from tests.support.fixtures import FIXTURES, fixture_io, rel_err
 
 TINY = FIXTURES / "mimi_tiny"
@@ -33,10 +34,10 @@ def test_apply_quantizes_the_transformers_and_the_big_convs():
     layer = mimi.encoder_transformer.layers[0]
     for module in (layer.self_attn.in_proj, layer.self_attn.out_proj, layer.linear1, layer.linear2):
         assert isinstance(module, int8.Int8Linear)
-    assert isinstance(mimi.encoder.model[12].matmul, int8.Int8Linear)  # 1024 x 512 x 16
-    assert isinstance(mimi.decoder.model[2].matmul, int8.Int8Linear)  # transposed, 1024 x 512 x 16
-    assert mimi.encoder.model[3].matmul is None  # 128 x 64 x 8: small, stays float32
-    assert mimi.upsample.matmul is None  # depthwise
+    assert isinstance(mimi.encoder.model[12].conv, int8.Int8Conv1d)  # 1024 x 512 x 16
+    assert isinstance(mimi.decoder.model[2].convtr, int8.Int8ConvTranspose1d)  # transposed, 1024 x 512 x 16
+    assert type(mimi.encoder.model[3].conv) is fast.Conv1d  # 128 x 64 x 8: small, stays float32
+    assert type(mimi.upsample.convtr) is fast.ConvTranspose1d  # depthwise
 
 
 @pytest.fixture
@@ -83,7 +84,9 @@ def test_int8_lm_is_close():
     exact = load_lm(d / "weights.safetensors", d / "config.json")
     approx = quantize.apply_lm(load_lm(d / "weights.safetensors", d / "config.json"))
     assert isinstance(approx.text_linear, int8.Int8Linear)
-    assert approx.depformer.layers[0].self_attn.out_projs is not None
+    assert isinstance(approx.depformer.layers[0].self_attn.out_projs[0], int8.Int8Linear)
+    with pytest.raises(ValueError, match="already transformed"):
+        apply_lora(approx, LoRAOptions(rank=2))
     with torch.no_grad():
         a, b = exact(io["codes"]), approx(io["codes"])
     assert rel_err(b.text_logits, a.text_logits) < LM_LOGITS_TOL

@@ -8,7 +8,7 @@ import torch
 from safetensors import safe_open
 
 from moshi.lm import KyutaiConfig, LMModel, load_lm
-from moshi.lm.lora import LoRAOptions, apply_lora, load_lora, merge_lora, save_lora
+from moshi.lm.lora import LoRAOptions, LoRAProjection, apply_lora, load_lora, merge_lora, save_lora
 from tests.support.fixtures import FIXTURES
 
 
@@ -59,6 +59,7 @@ def test_merged_equals_base_plus_adapters(name):
     assert (adapted - base).abs().max() > 1e-3  # the adapters do something
     merge_lora(model)
     assert not any("lora" in n for n, _ in model.named_parameters())
+    assert not any(isinstance(m, LoRAProjection) for m in model.modules())  # plain HostRows again
     torch.testing.assert_close(logits(model, codes), adapted, rtol=0, atol=1e-5)
 
 
