@@ -4,7 +4,6 @@ codec's rate, served as random crops. A file that cannot be read is skipped and 
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -13,29 +12,14 @@ import torch
 from torch import Tensor
 
 from ...audio import AudioFileError, read_audio
+from ..alignments import read_manifest
 
 log = logging.getLogger(__name__)
 
 
 def manifest_paths(manifest: str | Path) -> list[Path]:
-    """The audio paths of a .jsonl manifest, resolved against its folder."""
-    manifest = Path(manifest)
-    try:
-        lines = manifest.read_text().splitlines()
-    except OSError as e:
-        raise ValueError(f"cannot read the manifest {manifest}: {e.strerror}") from e
-    paths = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-            paths.append(manifest.parent / entry["path"])
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise ValueError(
-                f'{manifest}:{n}: expected {{"path": ..., "duration": ...}}, got {line[:80]!r}'
-            ) from e
-    return paths
+    """The audio paths of a .jsonl manifest (moshi-finetune's), resolved against its folder."""
+    return [entry.path for entry in read_manifest(manifest)]
 
 
 class AudioCrops:
