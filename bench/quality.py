@@ -1,9 +1,12 @@
-"""Quality against the corpus' held-out set, JSON lines: today the recogniser's baseline
+"""Quality against the corpus' held-out set, JSON lines: the recogniser's baseline
 (pocketsphinx with the corpus grammar, on the synthesisers' own audio), the denominator of
-the codec and TTS bars of issue 13.
+the codec and TTS bars of issue 13, and with `--codec` the same on a codec's round trip,
+with the ratio of the two word error rates and STOI (the codec bar: STOI >= 0.85, WER ratio
+<= 1.15).
 
     python bench/quality.py /work/corpus                      # held-out stt (users) and tts (Moshi)
     python bench/quality.py /work/corpus --limit 50 --split train
+    python bench/quality.py corpus --limit 25 --codec CKPT/mimi.safetensors CKPT/mimi_config.json
 """
 
 from __future__ import annotations
@@ -13,8 +16,13 @@ import json
 import time
 from pathlib import Path
 
-from moshi.eval.manifest import recogniser_wer
+import numpy as np
+import torch
+
+from moshi.codec import load_mimi
+from moshi.eval.manifest import read_manifest, recogniser_wer
 from moshi.eval.recogniser import Recogniser
+from moshi.eval.stoi import stoi
 
 
 def main() -> None:
@@ -23,15 +31,55 @@ def main() -> None:
     p.add_argument("--split", default="heldout", choices=["train", "heldout"])
     p.add_argument("--kinds", nargs="+", default=["stt", "tts"], choices=["stt", "tts"])
     p.add_argument("--limit", type=int, default=None, help="the first N files of each manifest")
+    p.add_argument(
+        "--codec", type=Path, nargs=2, metavar=("WEIGHTS", "CONFIG"),
+        help="also through this codec (a Mimi file and its config json, e.g. a checkpoint's)",
+    )  # fmt: skip
     args = p.parse_args()
     recogniser = Recogniser(args.corpus)
+    round_trip = None
+    if args.codec is not None:
+        mimi = load_mimi(*args.codec)
+        round_trip = lambda pcm: _round_trip(mimi, pcm)  # noqa: E731
     for kind in args.kinds:
-        t0 = time.perf_counter()
-        row = recogniser_wer(recogniser, args.corpus / args.split / f"{kind}.jsonl", limit=args.limit)
-        row = {"bench": "quality", "metric": "recogniser_wer", "audio": "original", **row}
-        row["manifest"] = f"{args.split}/{kind}.jsonl"
-        row["seconds"] = round(time.perf_counter() - t0, 1)
-        print(json.dumps(row), flush=True)
+        manifest = args.corpus / args.split / f"{kind}.jsonl"
+        rows = {"original": _wer_row(recogniser, manifest, None, args.limit)}
+        if round_trip is not None:
+            rows["codec"] = _wer_row(recogniser, manifest, round_trip, args.limit)
+        for audio, row in rows.items():
+            print(
+                json.dumps({"bench": "quality", "metric": "recogniser_wer", "audio": audio, **row}),
+                flush=True,
+            )
+        if round_trip is not None:
+            scores = [stoi(pcm, round_trip(pcm)) for pcm in _audio(manifest, args.limit)]
+            ratio = rows["codec"]["wer"] / max(rows["original"]["wer"], 1e-9)
+            print(json.dumps({"bench": "quality", "metric": "codec", "manifest": rows["codec"]["manifest"],
+                              "stoi_mean": round(float(np.mean(scores)), 4), "wer_ratio": round(ratio, 3),
+                              "codec": str(args.codec[0])}), flush=True)  # fmt: skip
+
+
+def _wer_row(recogniser: Recogniser, manifest: Path, transform, limit: int | None) -> dict:
+    t0 = time.perf_counter()
+    row = recogniser_wer(recogniser, manifest, transform=transform, limit=limit)
+    row["manifest"] = f"{manifest.parent.name}/{manifest.name}"
+    row["seconds"] = round(time.perf_counter() - t0, 1)
+    return row
+
+
+def _audio(manifest: Path, limit: int | None) -> list[np.ndarray]:
+    from moshi.audio import read_audio
+
+    return [read_audio(entry.wav) for entry in read_manifest(manifest, limit)]
+
+
+@torch.no_grad()
+def _round_trip(mimi, pcm: np.ndarray) -> np.ndarray:
+    """[T] -> the codec's encode + decode of it, [T] (padded to whole frames, then cut)."""
+    frames = -(-len(pcm) // mimi.frame_size)
+    x = torch.zeros(1, 1, frames * mimi.frame_size)
+    x[0, 0, : len(pcm)] = torch.from_numpy(pcm)
+    return mimi.decode(mimi.encode(x))[0, 0, : len(pcm)].numpy()
 
 
 if __name__ == "__main__":
