@@ -2,6 +2,8 @@
 configs for the trainer."""
 
 import json
+import os
+import socket
 from pathlib import Path
 
 import torch
@@ -74,3 +76,34 @@ def tiny_config(run_dir, name: str = "moshi_lm_tiny", **overrides) -> dict:
         else:
             base[key] = value
     return base
+
+
+# A Mimi small enough to train in CI (MimiConfig fields changed from the released ones).
+TINY_MIMI = dict(
+    dimension=32,
+    n_filters=4,
+    num_heads=2,
+    num_layers=1,
+    dim_feedforward=64,
+    context=20,
+    codebook_dim=16,
+    codebook_size=32,
+    total_codebooks=4,
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def join_process_group(rank: int, world: int, port: int) -> None:
+    """In an `mp.spawn` worker: the environment torchrun would give rank `rank` of `world`."""
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+    )

@@ -3,8 +3,6 @@ and dead-code re-seeding are collective (the processes' batches differ, and so d
 codebooks each one uses under quantizer dropout), and the checkpoint resumes in one process."""
 
 import math
-import os
-import socket
 
 import torch
 import torch.multiprocessing as mp
@@ -12,18 +10,7 @@ import torch.multiprocessing as mp
 from moshi.codec import load_mimi
 from moshi.train.codec import CodecTrainConfig, main
 from moshi.train.codec.data import AudioCrops
-
-TINY_MIMI = dict(
-    dimension=32,
-    n_filters=4,
-    num_heads=2,
-    num_layers=1,
-    dim_feedforward=64,
-    context=20,
-    codebook_dim=16,
-    codebook_size=32,
-    total_codebooks=4,
-)
+from tests.support.train import TINY_MIMI, free_port, join_process_group
 
 
 def settings(run_dir) -> dict:
@@ -45,26 +32,14 @@ def data() -> AudioCrops:
 
 
 def _worker(rank: int, world: int, port: int, config: dict) -> None:
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        WORLD_SIZE=str(world),
-        LOCAL_RANK=str(rank),
-    )
+    join_process_group(rank, world, port)
     torch.set_num_threads(1)
     main(CodecTrainConfig.from_dict(config), progress=False, data=data())
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_processes_train_and_resume_in_one(tmp_path):
     config = settings(tmp_path / "run")
-    mp.spawn(_worker, args=(2, _free_port(), config), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), config), nprocs=2, join=True)
     folder = tmp_path / "run" / "checkpoints" / "checkpoint_000002" / "consolidated"
     mimi = load_mimi(folder / "mimi.safetensors", folder / "mimi_config.json", num_codebooks=4)
     assert all(cb.initialized for cb in mimi.quantizer.rvq_first.codebooks)

@@ -18,18 +18,8 @@ from moshi.train.codec.data import AudioCrops
 from moshi.train.codec.discriminator import DiscriminatorConfig
 from moshi.train.codec.train import build_trainer
 from tests.support.fixtures import FIXTURES
+from tests.support.train import TINY_MIMI
 
-TINY_MIMI = dict(
-    dimension=32,
-    n_filters=4,
-    num_heads=2,
-    num_layers=1,
-    dim_feedforward=64,
-    context=20,
-    codebook_dim=16,
-    codebook_size=32,
-    total_codebooks=4,
-)
 SMALL_DISC = DiscriminatorConfig(filters=4, max_filters=8, n_ffts=(256, 64))
 OVERFIT_STEPS = 50
 OVERFIT_RATIO = 0.5  # the multi-scale log-mel loss falls below half its first value

@@ -3,27 +3,19 @@ normalized over the global batch; see moshi/train/lm_task.py), replicated (DDP) 
 (FSDP2), and a checkpoint written by two processes resumes in one."""
 
 import json
-import os
-import socket
 
 import torch
 import torch.multiprocessing as mp
 
 from moshi.train.config import TrainConfig
 from moshi.train.lm import main
-from tests.support.train import PatternDataset, tiny_config, tiny_lm
+from tests.support.train import PatternDataset, free_port, join_process_group, tiny_config, tiny_lm
 
 TOLERANCE = 1e-5  # float rounding of the gradient all-reduce, over 6 Adam steps
 
 
 def _worker(rank: int, world: int, port: int, configs: list[dict]) -> None:
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        WORLD_SIZE=str(world),
-        LOCAL_RANK=str(rank),
-    )
+    join_process_group(rank, world, port)
     torch.set_num_threads(1)
     for config in configs:  # one after the other (a process group each), in one spawn
         main(
@@ -32,12 +24,6 @@ def _worker(rank: int, world: int, port: int, configs: list[dict]) -> None:
             progress=False,
             datasets=(PatternDataset(tiny_lm()), None),
         )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def losses(run_dir) -> list[float]:
@@ -51,7 +37,7 @@ def test_two_processes_equal_one_with_twice_the_batch(tmp_path):
     a = losses(tmp_path / "one")
     assert a[-1] < a[0] - 0.3  # it learns
     two = {kind: tiny_config(tmp_path / kind, batch_size=2, fsdp=kind == "fsdp") for kind in ("ddp", "fsdp")}
-    mp.spawn(_worker, args=(2, _free_port(), list(two.values())), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), list(two.values())), nprocs=2, join=True)
     for kind, config in two.items():
         assert len(losses(tmp_path / kind)) == 3
         if kind == "fsdp":
