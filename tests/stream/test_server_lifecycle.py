@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from websockets.exceptions import ConnectionClosed
 from moshi.stream import protocol
 from moshi.stream.engine import Engine
 from moshi.stream.server import DRAINING_MESSAGE
-from tests.support.fixtures import tiny_model_dir
+from tests.support.fixtures import free_port, tiny_model_dir
 from tests.support.server import (
     FRAME,
     HANG_GUARD_S,
@@ -98,15 +97,9 @@ def test_drain_lets_running_conversations_finish_then_ends_them(tiny_parts, spee
         assert server.health()["slots"]["used"] == 0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start_serve(tmp_path: Path, drain_s: float, ignore_sigint: bool = False) -> tuple[subprocess.Popen, int]:
     config = tiny_model_dir(tmp_path / "model")
-    port = _free_port()
+    port = free_port()
     cmd = [sys.executable, "-m", "moshi.cli.main", "serve", "--config", str(config), "--device", "cpu",
            "--port", str(port), "--static", "none", "--drain-seconds", str(drain_s)]  # fmt: skip
 

@@ -3,6 +3,7 @@ Hugging Face cache, and the issues' relative tolerance."""
 
 import json
 import shutil
+import socket
 from pathlib import Path
 
 import torch
@@ -90,3 +91,10 @@ def tiny_model_dir(dst: Path, lm: Path = MOSHI_TINY, **config: object) -> Path:
 def files_under(path: Path) -> list[Path]:
     """Every file below `path`, sorted."""
     return sorted(p for p in path.rglob("*") if p.is_file())
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a server or a process group)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -3,7 +3,6 @@ configs for the trainer."""
 
 import json
 import os
-import socket
 from pathlib import Path
 
 import torch
@@ -90,12 +89,6 @@ TINY_MIMI = dict(
     codebook_size=32,
     total_codebooks=4,
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def join_process_group(rank: int, world: int, port: int) -> None:

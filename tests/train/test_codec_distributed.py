@@ -10,7 +10,8 @@ import torch.multiprocessing as mp
 from moshi.codec import load_mimi
 from moshi.train.codec import CodecTrainConfig, main
 from moshi.train.codec.data import AudioCrops
-from tests.support.train import TINY_MIMI, free_port, join_process_group
+from tests.support.fixtures import free_port
+from tests.support.train import TINY_MIMI, join_process_group
 
 
 def settings(run_dir) -> dict:

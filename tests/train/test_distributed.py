@@ -9,7 +9,8 @@ import torch.multiprocessing as mp
 
 from moshi.train.config import TrainConfig
 from moshi.train.lm import main
-from tests.support.train import PatternDataset, free_port, join_process_group, tiny_config, tiny_lm
+from tests.support.fixtures import free_port
+from tests.support.train import PatternDataset, join_process_group, tiny_config, tiny_lm
 
 TOLERANCE = 1e-5  # float rounding of the gradient all-reduce, over 6 Adam steps
 
