@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..nn.attention import Attention, SharedStep
+from ..nn.linear import linear
 from .config import MimiConfig
 
 
@@ -37,7 +38,8 @@ class CodecTransformerLayer(nn.Module):
 
     def forward(self, x: Tensor, shared: SharedStep | None = None) -> Tensor:
         x = self.layer_scale_1(self.self_attn(self.norm1(x), shared), residual=x)
-        return self.layer_scale_2(self.linear2(F.gelu(self.linear1(self.norm2(x)))), residual=x)
+        hidden = F.gelu(linear(self.linear1, self.norm2(x)))
+        return self.layer_scale_2(linear(self.linear2, hidden), residual=x)
 
 
 class CodecTransformer(nn.Module):

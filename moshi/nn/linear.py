@@ -4,6 +4,10 @@ A streaming step at batch 1 makes over a hundred small products, where calling a
 (hooks, attribute lookups) is a visible cost. A `Linear` is what such a product needs: a
 plain weight [out, in] for F.linear, or, where a transform swapped another module in
 (e.g. int8 weights, a LoRA adapter), that module.
+
+A product of a few rows on a CPU with autograd off (streaming) goes through
+`small_rows.product`: the same result within float rounding, by the fastest formulation
+on this machine.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import functools
 
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from . import small_rows
 
 Linear = Tensor | nn.Module
 
@@ -41,7 +47,7 @@ class HostRows(nn.Module):
         return weight.narrow(0, self.start, self.rows)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.base())
+        return apply_linear(self.base(), x)
 
 
 def linear_of(layer: nn.Module) -> Linear:
@@ -54,7 +60,12 @@ def linear_of(layer: nn.Module) -> Linear:
 
 
 def apply_linear(w: Linear, x: Tensor) -> Tensor:
-    return F.linear(x, w) if isinstance(w, Tensor) else w(x)
+    """x [..., in] -> [..., out]: x @ w.T for a weight [out, in], else the module's w(x)."""
+    if not isinstance(w, Tensor):
+        return w(x)
+    if small_rows.applies(x):
+        return small_rows.product(x.reshape(-1, x.shape[-1]), w).view(*x.shape[:-1], -1)
+    return F.linear(x, w)
 
 
 def linear(layer: nn.Module, x: Tensor) -> Tensor:
