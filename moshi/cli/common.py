@@ -4,11 +4,13 @@ and how user errors end the program (one line on stderr, non-zero exit)."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
 
 from ..codec import Mimi
+from ..kernels.topk_head import bfloat16_products_available
 from ..lm import LMModel
 from ..lm.lora import has_lora
 from ..models import ModelFiles
@@ -49,7 +51,9 @@ def add_model_args(parser: argparse.ArgumentParser, default_repo: str) -> None:
         "--dtype",
         choices=sorted(DTYPES),
         default=None,
-        help="LM weights dtype (default: bfloat16 on cuda, float32 on cpu); Mimi always runs in float32",
+        help="LM weights dtype (default: bfloat16 on cuda, float32 on cpu). On cpu, bfloat16 is opt-in and "
+        "approximate: the LM's and Mimi's matrix products use bfloat16 weights, the rest stays float32 "
+        "(see moshi/quantize.py)",
     )
     g.add_argument(
         "--int8",
@@ -60,15 +64,30 @@ def add_model_args(parser: argparse.ArgumentParser, default_repo: str) -> None:
 
 
 def quantize_if_asked(args: argparse.Namespace, device: torch.device, lm: LMModel, mimi: Mimi) -> None:
-    """Apply `--int8` (in place)."""
-    if not getattr(args, "int8", False):
+    """Apply `--int8`, or on a CPU `--dtype bfloat16` (in place): the LM (loaded in float32
+    there, see `dtype_of`) and Mimi get low-precision weights in their matrix products."""
+    int8 = getattr(args, "int8", False)
+    bf16 = device.type == "cpu" and args.dtype == "bfloat16"
+    if not int8 and not bf16:
         return
-    if device.type != "cpu":
+    flag = "--int8" if int8 else "--dtype bfloat16"
+    if int8 and device.type != "cpu":
         raise UserError("--int8 is a CPU option (on a GPU, use --dtype bfloat16)")
+    if int8 and bf16:
+        raise UserError("--int8 and --dtype bfloat16 are two choices of CPU weights: pick one")
     if has_lora(lm):
-        raise UserError("--int8 needs the LoRA adapters merged: add --fuse-lora")
-    apply_lm(lm)
-    apply(mimi)
+        raise UserError(f"{flag} needs the LoRA adapters merged: add --fuse-lora")
+    if bf16 and not bfloat16_products_available():
+        print(
+            "warning: this CPU has no native bfloat16 products (AVX512-BF16 or AMX): --dtype bfloat16 "
+            "will be slower than float32 here",
+            file=sys.stderr,
+        )
+    if lm.dtype != torch.float32:
+        raise UserError(f"{flag} starts from float32 weights: drop --dtype {args.dtype}")
+    dtype = "int8" if int8 else "bfloat16"
+    apply_lm(lm, dtype)
+    apply(mimi, dtype)
 
 
 def device_of(args: argparse.Namespace) -> torch.device:
@@ -91,6 +110,10 @@ def device_of(args: argparse.Namespace) -> torch.device:
 
 
 def dtype_of(args: argparse.Namespace, device: torch.device) -> torch.dtype:
+    """The dtype to load the LM in. On a CPU, bfloat16 loads float32: `quantize_if_asked`
+    then gives the products bfloat16 weights (the rest stays float32)."""
+    if args.dtype == "bfloat16" and device.type == "cpu":
+        return torch.float32
     if args.dtype is not None:
         return DTYPES[args.dtype]
     return torch.bfloat16 if device.type == "cuda" else torch.float32

@@ -52,9 +52,9 @@ class Int8Linear(nn.Module):
 
 class Int8Conv1d(fast.Conv1d):
     """`base` (its float weight and bias kept, shared) as one matrix product on an int8
-    copy of its weight [C_out, C_in * K]. Groups 1 only."""
+    copy of its weight [C_out, C_in * K] (or another `linear`'s, e.g. bfloat16). Groups 1 only."""
 
-    def __init__(self, base: nn.Conv1d):
+    def __init__(self, base: nn.Conv1d, linear: type[nn.Module] = Int8Linear):
         if base.groups != 1:
             raise ValueError(f"Int8Conv1d needs groups 1, got {base.groups}")
         super().__init__(
@@ -62,7 +62,7 @@ class Int8Conv1d(fast.Conv1d):
             dilation=base.dilation[0], bias=base.bias is not None, device="meta",
         )  # fmt: skip
         self.weight, self.bias = base.weight, base.bias
-        self.matmul = Int8Linear(base.weight.view(base.out_channels, -1))
+        self.matmul = linear(base.weight.view(base.out_channels, -1))
 
     def forward(self, x: Tensor) -> Tensor:
         return fast.conv1d(x, self.weight, self.bias, self.stride[0], self.dilation[0], self.matmul)
@@ -70,9 +70,9 @@ class Int8Conv1d(fast.Conv1d):
 
 class Int8ConvTranspose1d(fast.ConvTranspose1d):
     """`base` (its float weight and bias kept, shared) as one matrix product on an int8
-    copy of its weight, transposed to [C_out * K, C_in]. Groups 1 only."""
+    copy of its weight, transposed to [C_out * K, C_in] (or another `linear`'s). Groups 1 only."""
 
-    def __init__(self, base: nn.ConvTranspose1d):
+    def __init__(self, base: nn.ConvTranspose1d, linear: type[nn.Module] = Int8Linear):
         if base.groups != 1:
             raise ValueError(f"Int8ConvTranspose1d needs groups 1, got {base.groups}")
         super().__init__(
@@ -80,7 +80,7 @@ class Int8ConvTranspose1d(fast.ConvTranspose1d):
             bias=base.bias is not None, device="meta",
         )  # fmt: skip
         self.weight, self.bias = base.weight, base.bias
-        self.matmul = Int8Linear(base.weight.view(base.in_channels, -1).T)
+        self.matmul = linear(base.weight.view(base.in_channels, -1).T)
 
     def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
         assert output_size is None, "the full transposed conv only"

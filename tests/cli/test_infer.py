@@ -4,6 +4,7 @@ import json
 import math
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from moshi.stream.engine import FrameOut
@@ -79,10 +80,17 @@ def test_the_tail_stops_when_moshi_is_quiet():
     assert d.done and len(d.moshi) == 5 + QUIET_FRAMES
 
 
-def test_int8_weights_on_cpu(moshi, dialogue_model, wav, tmp_path):
-    """--int8 (approximate, CPU) runs the same job: same length, some audio."""
+@pytest.mark.parametrize("weights", [["--int8"], ["--dtype", "bfloat16"]])
+def test_low_precision_weights_on_cpu(moshi, dialogue_model, wav, tmp_path, weights):
+    """--int8 or --dtype bfloat16 (approximate, CPU) runs the same job: same length, some audio."""
     out = tmp_path / "out"
-    r = moshi("infer", wav(seconds=0.5), "-o", out, "--max-tail", "0.4", "--int8", *dialogue_model)
+    r = moshi("infer", wav(seconds=0.5), "-o", out, "--max-tail", "0.4", *weights, *dialogue_model)
     assert r.code == 0, r.err
     pcm, _ = sf.read(out / "talk.wav", dtype="float32")
     assert pcm.shape == ((frames(0.5) + 5) * FRAME,) and np.abs(pcm).max() > 0
+
+
+def test_int8_and_bfloat16_are_one_choice(moshi, dialogue_model, wav, tmp_path):
+    both = ["--int8", "--dtype", "bfloat16"]
+    r = moshi("infer", wav(seconds=0.5), "-o", tmp_path / "out", *both, *dialogue_model)
+    assert r.code == 1 and "pick one" in r.err and "Traceback" not in r.err
