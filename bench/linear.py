@@ -5,8 +5,8 @@
 
 One line per weight shape, dtype and row count M: the GB/s of each formulation of
 moshi/nn/small_rows.py (weight bytes / best time per call), and the one its chooser picks.
-Weights are cycled through enough copies to exceed the last-level cache, as in a
-streaming step, where each weight is read once per step. Shapes (as our modules store
+Weights are read from memory, not the cache (copies cycled, as the chooser times them), as
+in a streaming step, where each weight is read once per step. Shapes (as our modules store
 them; a SiLU-gated FFN's `linear_in` holds both halves, [2 * hidden, dim]):
 stt-1b-en_fr (d_model 2048, 16 layers, feed-forward 8192 -> gated hidden 5376), lm-small
 (bench/lm.py) and Mimi's transformers (d_model 512, feed-forward 2048).
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import torch
 
@@ -36,25 +35,16 @@ SHAPES = {  # name: [out, in]
     "mimi.linear1": (2048, 512),
     "mimi.linear2": (512, 2048),
 }
-CACHE_BYTES = 64 * 2**20  # more than a laptop or server CPU's last-level cache (32 MiB here)
 
 
-def streaming_gbs(shape: tuple[int, int], dtype: torch.dtype, rows: int, trials: int) -> dict[str, float]:
-    """GB/s of each form on weights read from memory (copies cycled past the cache)."""
-    n, k = shape
-    size = n * k * dtype.itemsize
-    copies = [torch.randn(n, k).to(dtype) for _ in range(max(2, -(-CACHE_BYTES // size)))]
-    x = torch.randn(rows, k).to(dtype)
-    best = dict.fromkeys(small_rows.FORMS, float("inf"))
+def streaming_gbs(shape: tuple[int, int], dtype: torch.dtype, rows: int, trials: int) -> tuple[dict, str]:
+    """GB/s of each form on a weight read from memory (small_rows.time_forms), and the
+    form the chooser takes from these timings."""
+    w, x = torch.randn(shape).to(dtype), torch.randn(rows, shape[1]).to(dtype)
     with torch.inference_mode():
-        for _ in range(trials):
-            for name, form in small_rows.FORMS.items():
-                form(x, copies[-1])  # warm the form up; the next copy is not in the cache
-                for w in copies:
-                    start = time.perf_counter()
-                    form(x, w)
-                    best[name] = min(best[name], time.perf_counter() - start)
-    return {name: round(size / t / 1e9, 1) for name, t in best.items()}
+        best = small_rows.time_forms(x, w, trials)
+    gbs = {name: round(w.numel() * dtype.itemsize / t / 1e9, 1) for name, t in best.items()}
+    return gbs, small_rows.pick(best)
 
 
 def main() -> None:
@@ -71,10 +61,7 @@ def main() -> None:
         for dtype_name in args.dtype:
             dtype = getattr(torch, dtype_name)
             for rows in args.rows:
-                gbs = streaming_gbs(shape, dtype, rows, 1 if args.smoke else args.trials)
-                w, x = torch.randn(shape).to(dtype), torch.randn(rows, shape[1]).to(dtype)
-                with torch.inference_mode():
-                    chosen = small_rows.choose(x, w)
+                gbs, chosen = streaming_gbs(shape, dtype, rows, 1 if args.smoke else args.trials)
                 line = dict(bench="linear", weight=name, shape=list(shape), dtype=dtype_name, rows=rows)
                 print(json.dumps(line | dict(gbs=gbs, chosen=chosen, threads=args.threads)), flush=True)
 

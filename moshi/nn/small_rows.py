@@ -37,9 +37,12 @@ FORMS: dict[str, Form] = {
 }
 PLAIN = "linear"
 MAX_ROWS = 8  # more rows than this: F.linear (the BLAS' own blocking does well there)
-# Timings per form, interleaved, the best of each counting (against neighbours' noise): at
-# least TRIALS, more while under BUDGET_S seconds in all (small weights), at most MAX_TRIALS.
-TRIALS, MAX_TRIALS, BUDGET_S = 5, 50, 0.05
+TRIALS = 3  # timed rounds, forms interleaved; the best call of each counts (neighbours' noise)
+# A streaming step reads each weight once, after the others: from memory, not the cache. So
+# forms are timed on copies of a weight cycled past the last-level cache (32 MiB on the
+# machine above; cache-resident timings there ranked the forms the other way round).
+EVICT_BYTES = 64 * 2**20
+MAX_COPIES = 64  # tiny weights: per-call overhead is what counts anyway
 MARGIN = 0.9  # another form must take under this fraction of F.linear's time to be chosen
 ENV = "MOSHI_LINEAR"
 
@@ -76,24 +79,30 @@ def product(x: Tensor, w: Tensor) -> Tensor:
 
 def choose(x: Tensor, w: Tensor) -> str:
     """The fastest form for x [M, K] @ w.T on this machine, F.linear unless clearly beaten."""
-    best = time_forms(x, w, TRIALS, BUDGET_S)
+    return pick(time_forms(x, w))
+
+
+def pick(best: dict[str, float]) -> str:
+    """The form of least time in `best` (seconds per form), F.linear unless clearly beaten."""
     fastest = min(best, key=best.__getitem__)
     return fastest if best[fastest] < MARGIN * best[PLAIN] else PLAIN
 
 
-def time_forms(x: Tensor, w: Tensor, trials: int, budget_s: float = 0.0) -> dict[str, float]:
-    """Best seconds per call of each form (after one untimed call each), interleaved: `trials`
-    rounds, more while under `budget_s` in all (up to MAX_TRIALS)."""
+def time_forms(x: Tensor, w: Tensor, trials: int = TRIALS) -> dict[str, float]:
+    """Best seconds per call of each form with w read from memory: w itself when it is
+    bigger than EVICT_BYTES, else up to MAX_COPIES copies of it in turn (freed after).
+    Forms interleaved, after one untimed round."""
+    size = w.numel() * w.element_size()
+    copies = min(MAX_COPIES, -(-EVICT_BYTES // max(size, 1)))
+    weights = [w] if copies == 1 else [w.clone() for _ in range(copies)]
     best = dict.fromkeys(FORMS, float("inf"))
-    start = time.perf_counter()
-    for trial in range(MAX_TRIALS + 1):
-        if trial > trials and time.perf_counter() - start > budget_s:
-            break
+    for trial in range(trials + 1):
         for name, form in FORMS.items():
-            t0 = time.perf_counter()
-            form(x, w)
-            if trial:
-                best[name] = min(best[name], time.perf_counter() - t0)
+            for weight in weights:
+                start = time.perf_counter()
+                form(x, weight)
+                if trial:
+                    best[name] = min(best[name], time.perf_counter() - start)
     return best
 
 
