@@ -48,6 +48,7 @@ def test_apply_linear_chooses_once_and_keeps_shapes():
         assert small_rows._chosen[key] in small_rows.FORMS.values()
         assert y.shape == (2, 1, 40)
         torch.testing.assert_close(y, F.linear(x, w))
+        assert not small_rows.applies(x[0]) and not small_rows.applies(x[0, 0])  # one row: F.linear
         torch.testing.assert_close(apply_linear(w, x[0, 0]), F.linear(x[0, 0], w))  # x [K]
 
 
