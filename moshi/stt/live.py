@@ -91,12 +91,12 @@ class LiveTranscriber:
             raise ValueError(f"expected [n * {FRAME_SIZE}] (whole frames), got shape {list(pcm.shape)}")
         self._check_open()
         self.frames += len(pcm) // FRAME_SIZE
-        carry, self._carry = self._carry, Heard("")
-        return _joined(carry, self._feed(pcm))
+        return _joined(self._take_carry(), self._feed(pcm))
 
     def flush(self) -> Heard:
         """The end of the input: the silence after it, which brings the last words out."""
-        heard = self.push(np.zeros(0, dtype=np.float32))  # (the prefix's words, if nothing came)
+        self._check_open()
+        heard = self._take_carry()  # (the prefix's words, if no audio came)
         tail = self._feed(np.zeros(self.timing.flush_frames * FRAME_SIZE, dtype=np.float32))
         last = self.assembler.finish(self.seconds)
         self.words += last
@@ -107,6 +107,10 @@ class LiveTranscriber:
     def transcript(self) -> Transcript:
         """The words so far (all of them after `flush`), and the ends of turns with vad=True."""
         return Transcript(list(self.words), list(self.end_of_turn) if self.turns is not None else None)
+
+    def _take_carry(self) -> Heard:
+        carry, self._carry = self._carry, Heard("")
+        return carry
 
     def _check_open(self) -> None:
         if self._stack is None or self._flushed:
