@@ -30,6 +30,7 @@ MAX_BACKLOG = 4  # input frames waiting for the model, at most (320 ms)
 PREBUFFER_FRAMES = 1  # Moshi's frames buffered before playback starts (80 ms)
 READ_POLL_SECONDS = 0.1  # a blocked `read` wakes this often (so Ctrl-C gets through)
 DEVICE_SILENCE_SECONDS = 2.0  # no microphone data this long: the device is gone
+DEVICE_START_SECONDS = 10.0  # the same before its first data (an input alone can take seconds)
 
 
 class AudioIO(Protocol):
@@ -48,7 +49,9 @@ class FileAudio:
     silence), and what Moshi says goes to the output file on `finish`. With `realtime`, frames
     come at the pace of a real microphone (needed to talk to a server)."""
 
-    def __init__(self, pcm: np.ndarray, output: Path, realtime: bool = False, tail_frames: int = 0):
+    def __init__(
+        self, pcm: np.ndarray, output: Path | None = None, realtime: bool = False, tail_frames: int = 0
+    ):
         n = -(-len(pcm) // FRAME_SIZE) + tail_frames
         self.frames = np.zeros(n * FRAME_SIZE, dtype=np.float32)
         self.frames[: len(pcm)] = pcm
@@ -80,7 +83,8 @@ class FileAudio:
 
     def finish(self) -> None:
         pcm = np.concatenate(self.written) if self.written else np.zeros(0, dtype=np.float32)
-        write_wav(self.output, pcm)
+        if self.output is not None:
+            write_wav(self.output, pcm)
 
 
 class SampleFifo:
@@ -117,64 +121,84 @@ class SampleFifo:
         return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
 
-def import_sounddevice() -> ModuleType:
+CHAT_FILES = "--input-file IN --output-file OUT.wav"  # what `chat` offers without a sound card
+
+
+def import_sounddevice(instead: str = CHAT_FILES) -> ModuleType:
+    """The sounddevice module, or a `UserError` that says how to get it, or to use `instead`."""
     try:
         import sounddevice
     except ImportError as e:
         raise UserError(
-            "the sound card needs the sounddevice package: pip install 'moshi-rt[audio]' "
-            "(or use --input-file/--output-file)"
+            f"the sound card needs the sounddevice package: pip install 'moshi-rt[audio]' (or use {instead})"
         ) from e
     except OSError as e:  # sounddevice found no PortAudio library
         raise UserError(
             f"the sound card needs the PortAudio library ({e}): install it (Debian/Ubuntu: "
-            "apt install libportaudio2; macOS: brew install portaudio), or use --input-file/--output-file"
+            f"apt install libportaudio2; macOS: brew install portaudio), or use {instead}"
         ) from e
     return sounddevice
 
 
-NO_SOUND_CARD = (
-    "no sound card found (PortAudio sees no audio device): use --input-file IN --output-file OUT.wav"
-)
+def no_sound_card(instead: str = CHAT_FILES) -> str:
+    return f"no sound card found (PortAudio sees no audio device): use {instead}"
 
 
 def list_devices() -> str:
     """The sound cards PortAudio sees, one per line, or a line saying there is none."""
     devices = import_sounddevice().query_devices()
-    return str(devices) if len(devices) else NO_SOUND_CARD
+    return str(devices) if len(devices) else no_sound_card()
+
+
+def device_arg(value: str) -> int | str:
+    """A `--input-device`/`--output-device` value: an index, or a name."""
+    return int(value) if value.isdigit() else value
 
 
 class SoundCard:
-    """The microphone and speakers, through sounddevice."""
+    """The microphone and speakers, through sounddevice; `listen=False` or `play=False` opens
+    only the other one. `max_backlog`: microphone frames kept waiting for the model (None:
+    all, nothing is dropped). `instead`: what to use without a sound card (in errors)."""
 
     realtime = True
 
-    def __init__(self, input_device: str | int | None = None, output_device: str | int | None = None):
-        self.sd = import_sounddevice()
+    def __init__(
+        self,
+        input_device: str | int | None = None,
+        output_device: str | int | None = None,
+        *,
+        listen: bool = True,
+        play: bool = True,
+        max_backlog: int | None = MAX_BACKLOG,
+        instead: str = CHAT_FILES,
+    ):
+        self.sd = import_sounddevice(instead)
         if not len(self.sd.query_devices()):
-            raise UserError(NO_SOUND_CARD)
-        self._in_rate = self._rate(input_device, "input")
-        self._out_rate = self._rate(output_device, "output")
+            raise UserError(no_sound_card(instead))
+        self._in_rate = self._rate(input_device, "input") if listen else SAMPLE_RATE
+        self._out_rate = self._rate(output_device, "output") if play else SAMPLE_RATE
+        self._max_backlog = max_backlog
         self._in_resampler = _Resampler(self._in_rate, SAMPLE_RATE)
         self._out_resampler = _Resampler(SAMPLE_RATE, self._out_rate)
         self._mic = SampleFifo()  # 24 kHz, less than a frame
         self._frames: deque[np.ndarray] = deque()
         self._ready = threading.Condition()
         self._speaker = SampleFifo()  # at the output device's rate
-        self._playing = False
-        self._closed = False
+        self._playing = self._draining = False
+        self._closed = self._heard = False
         self.underruns = self.dropped = 0
+        self._streams: list[Any] = []
         try:
-            self._streams = [
-                self.sd.InputStream(
+            if listen:
+                self._streams.append(self.sd.InputStream(
                     device=input_device, samplerate=self._in_rate, channels=1, dtype="float32",
                     callback=self._on_input,
-                ),
-                self.sd.OutputStream(
+                ))  # fmt: skip
+            if play:
+                self._streams.append(self.sd.OutputStream(
                     device=output_device, samplerate=self._out_rate, channels=1, dtype="float32",
                     callback=self._on_output,
-                ),
-            ]  # fmt: skip
+                ))  # fmt: skip
         except Exception as e:  # PortAudioError, ValueError for unknown devices
             raise UserError(f"cannot open the sound card: {e} (see --list-devices)") from e
 
@@ -199,17 +223,17 @@ class SoundCard:
         with self._ready:
             while len(self._mic) >= FRAME_SIZE:
                 self._frames.append(self._mic.pop(FRAME_SIZE))
-                if len(self._frames) > MAX_BACKLOG:
+                if self._max_backlog is not None and len(self._frames) > self._max_backlog:
                     self._frames.popleft()
                     self.dropped += 1
             self._ready.notify()
 
     def _on_output(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
-        if not self._playing and len(self._speaker) >= PREBUFFER_FRAMES * self._out_frame:
-            self._playing = True
+        if not self._playing and (self._draining or len(self._speaker) >= PREBUFFER_FRAMES * self._out_frame):
+            self._playing = bool(len(self._speaker))
         pcm = self._speaker.pop(frames) if self._playing else np.zeros(0, dtype=np.float32)
         if self._playing and len(pcm) < frames:
-            self.underruns += 1
+            self.underruns += not self._draining  # (the end of the speech is no underrun)
             self._playing = False
         outdata[: len(pcm), 0] = pcm
         outdata[len(pcm) :, 0] = 0.0
@@ -223,17 +247,19 @@ class SoundCard:
         """The next 80 ms of microphone [FRAME_SIZE], None once closed. Raises `UserError`
         when the device stops delivering (unplugged, or its sound server stopped)."""
         since = time.monotonic()
+        patience = DEVICE_SILENCE_SECONDS if self._heard else DEVICE_START_SECONDS
         with self._ready:
             while not self._frames:
                 if self._closed:
                     return None
                 waited = time.monotonic() - since
-                if waited >= DEVICE_SILENCE_SECONDS or not all(s.active for s in self._streams):
+                if waited >= patience or not all(s.active for s in self._streams):
                     raise UserError(
                         f"the sound card stopped: no audio from the microphone for {waited:.1f} s "
                         "(unplugged, or its sound server stopped)"
                     )
                 self._ready.wait(READ_POLL_SECONDS)
+            self._heard = True
             return self._frames.popleft()
 
     def write(self, pcm: np.ndarray) -> None:
@@ -241,6 +267,13 @@ class SoundCard:
 
     def counters(self) -> tuple[int, int]:
         return self.underruns, self.dropped
+
+    def drain(self) -> None:
+        """Wait until what was written has been played (the speakers only)."""
+        self._draining = True
+        while len(self._speaker) and all(s.active for s in self._streams):
+            time.sleep(READ_POLL_SECONDS / 4)
+        time.sleep(self._streams[-1].latency if self._streams else 0.0)  # the device's own buffer
 
     def close(self) -> None:
         with self._ready:

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..lm.config import KyutaiConfig
 from ..stream.engine import Engine
-from .audio_io import AudioIO, FileAudio, SoundCard, list_devices
+from .audio_io import AudioIO, FileAudio, SoundCard, device_arg, list_devices
 from .chat_output import Printer, Recorder
 from .common import DIALOGUE_REPO, UserError, add_model_args
 from .files import check_outputs, read_inputs
@@ -58,8 +58,8 @@ def add_parser(subparsers: Any) -> None:
     g.add_argument("--auth-token", help="token for servers that ask for one (with --url)")
     g.add_argument("--insecure", action="store_true", help="accept a self-signed certificate (wss://)")
     a = p.add_argument_group("audio")
-    a.add_argument("--input-device", type=_device, help="microphone: index or name (see --list-devices)")
-    a.add_argument("--output-device", type=_device, help="speakers: index or name (see --list-devices)")
+    a.add_argument("--input-device", type=device_arg, help="microphone: index or name (see --list-devices)")
+    a.add_argument("--output-device", type=device_arg, help="speakers: index or name (see --list-devices)")
     a.add_argument("--list-devices", action="store_true", help="list the sound devices and exit")
     a.add_argument(
         "--save",
@@ -72,10 +72,6 @@ def add_parser(subparsers: Any) -> None:
     add_sampling_args(p)
     add_model_args(p, DIALOGUE_REPO)
     p.set_defaults(run=run)
-
-
-def _device(value: str) -> int | str:
-    return int(value) if value.isdigit() else value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,13 +24,19 @@ class Printer:
         self._last = (0, 0)
         self._reported_at = 0.0
 
+    @property
+    def line_open(self) -> bool:
+        """Text was printed since the last line break."""
+        return self._line_open
+
     def text(self, piece: str) -> None:
         self.out.write(piece)
         self.out.flush()
         self._line_open = True
 
     def status(self, message: str) -> None:
-        if self._line_open and self.out.isatty() and self.err.isatty():
+        same = self.out is self.err or (self.out.isatty() and self.err.isatty())
+        if self._line_open and same:  # (the text and the status share a screen)
             self.out.write("\n")
             self.out.flush()
             self._line_open = False
@@ -52,6 +58,7 @@ class Printer:
         if self._line_open:
             self.out.write("\n")
             self.out.flush()
+            self._line_open = False
 
 
 class Recorder:

@@ -17,6 +17,7 @@ from ..lm import LMModel
 from ..lm.config import LMConfig
 from ..lm.text import TextTokenizer
 from ..models import ModelFiles
+from ..stt import SttTiming, has_vad
 from .common import STT_REPO, UserError, device_of, dtype_of, model_files, quantize_if_asked
 
 
@@ -79,3 +80,16 @@ def load(args: argparse.Namespace, files: ModelFiles) -> Loaded:
         raise UserError(str(e)) from e
     quantize_if_asked(args, device, lm, mimi)
     return Loaded(files, mimi, lm, tokenizer, device)
+
+
+def load_stt(args: argparse.Namespace) -> tuple[Loaded, SttTiming]:
+    """A speech-to-text model and its timing, refusing --vad for a model without the head."""
+    files = resolve_speech_to_text(args)
+    try:
+        timing = SttTiming.from_config(files.config.stt_config)
+    except ValueError as e:
+        raise UserError(str(e)) from e
+    model = load(args, files)
+    if args.vad and not has_vad(model.lm):
+        raise UserError("--vad: this model has no voice-activity head (kyutai/stt-1b-en_fr has one)")
+    return model, timing

@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import queue
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..audio import OUTPUT_FORMATS, SAMPLE_RATE, output_format, write_audio
+from ..audio import OUTPUT_FORMATS, output_format, write_audio
 from ..tts import SpeechStream, TextInput, load_tts
+from .audio_io import SoundCard, device_arg
 from .common import (
     TTS_REPO,
     UserError,
@@ -56,6 +57,7 @@ def add_parser(subparsers: Any) -> None:
         help=f"write the speech to this file ({', '.join(OUTPUT_FORMATS)}: the format the suffix names)",
     )
     p.add_argument("--play", action="store_true", help="play the speech as it is generated (sounddevice)")
+    p.add_argument("--output-device", type=device_arg, help="with --play: speakers, index or name")
     p.add_argument("--stream", action="store_true", help="read stdin line by line, speaking as lines arrive")
     p.add_argument(
         "--voice",
@@ -94,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     files = model_files(args)
     lm = files.config.lm
     distilled = lm.conditioner("cfg") is not None  # CFG is a condition, else guidance runs for real
-    player = _Player() if args.play else None
+    player = _player(args.output_device) if args.play else None
     try:
         tts, mimi = load_tts(
             files,
@@ -110,7 +112,9 @@ def run(args: argparse.Namespace) -> int:
         stream = SpeechStream(tts, mimi, text, args.voice, args.guidance if distilled else None)
         if isinstance(text, TextInput):
             _read_lines_into(text, sys.stdin, new_turns=len(args.voice) >= 2)
-        pcm, first, elapsed = _speak(stream, player)
+        spoken = _speak(stream, player)
+        if player is not None:
+            player.drain()
     except (ValueError, FileNotFoundError) as e:
         raise UserError(str(e)) from e
     finally:
@@ -119,31 +123,46 @@ def run(args: argparse.Namespace) -> int:
 
     result = stream.result
     assert result is not None
+    pcm = spoken.pcm
     seconds = len(pcm) / mimi.sample_rate
     if args.output:
         write_audio(args.output, pcm, mimi.sample_rate)
     if args.timings:
         words = [{"word": w.word, "start": w.start, "end": w.end} for w in result.words]
         Path(args.timings).write_text(json.dumps({"words": words, "seconds": seconds}, indent=1) + "\n")
+    underruns = player.counters()[0] if player is not None else 0
     print(
-        f"{seconds:.2f} s of speech, {len(result.transcript)} words, first audio after {first:.2f} s, "
-        f"real-time factor {elapsed / max(seconds, 1e-9):.2f} (compute over audio)"
+        f"{seconds:.2f} s of speech, {len(result.transcript)} words, first audio after {spoken.first:.2f} s "
+        f"(the model had started {spoken.words_before_audio} of the {len(result.transcript)} words), "
+        f"real-time factor {spoken.elapsed / max(seconds, 1e-9):.2f} (compute over audio)"
+        + (f"; the speakers ran dry {underruns} times (slower than real time)" if underruns else "")
         + (f"; wrote {args.output}" if args.output else ""),
         file=sys.stderr,
     )
     return 0
 
 
-def _speak(stream: SpeechStream, player: _Player | None) -> tuple[np.ndarray, float, float]:
-    """Generate everything: (pcm [T], seconds to the first audio, seconds in all)."""
-    chunks, t0, first = [], time.perf_counter(), None
+@dataclass(frozen=True)
+class _Spoken:
+    pcm: np.ndarray  # [T]
+    first: float  # seconds to the first audio
+    elapsed: float  # seconds in all
+    words_before_audio: int  # words of the text the model had started when the first audio came
+
+
+def _speak(stream: SpeechStream, player: SoundCard | None) -> _Spoken:
+    """Generate everything, playing each chunk as it comes."""
+    chunks, t0, first, words = [], time.perf_counter(), None, 0
     for chunk in stream:
-        first = time.perf_counter() - t0 if first is None else first
+        if first is None:
+            first, words = time.perf_counter() - t0, len(stream.transcript)
+            if player is not None:
+                player.start()
         chunks.append(chunk.pcm)
         if player is not None:
-            player.play(chunk.pcm)
+            player.write(chunk.pcm)
     pcm = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
-    return pcm, first or 0.0, time.perf_counter() - t0
+    return _Spoken(pcm, first or 0.0, time.perf_counter() - t0, words)
 
 
 def _text_source(args: argparse.Namespace) -> list[str] | TextInput:
@@ -190,36 +209,5 @@ def _read_lines_into(text: TextInput, source: Any, new_turns: bool) -> None:
     threading.Thread(target=pump, daemon=True, name="speak-stdin").start()
 
 
-class _Player:
-    """Plays chunks on the default output device as they come, from its own thread."""
-
-    def __init__(self) -> None:
-        try:
-            import sounddevice
-        except (ImportError, OSError) as e:
-            raise UserError(
-                f"--play needs the sounddevice package and the PortAudio library ({e}): "
-                "pip install 'moshi-rt[audio]' (Debian/Ubuntu: apt install libportaudio2), or use -o FILE"
-            ) from e
-        try:
-            self._out = sounddevice.OutputStream(samplerate=SAMPLE_RATE, channels=1, dtype="float32")
-            self._out.start()
-        except Exception as e:  # PortAudioError: no device, bad rate
-            raise UserError(f"cannot open the sound card: {e}") from e
-        self._queue: queue.Queue[np.ndarray | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="speak-play")
-        self._thread.start()
-
-    def play(self, pcm: np.ndarray) -> None:
-        self._queue.put(pcm)
-
-    def close(self) -> None:
-        """Wait for what was queued to be played, then stop."""
-        self._queue.put(None)
-        self._thread.join()
-        self._out.stop()
-        self._out.close()
-
-    def _run(self) -> None:
-        while (pcm := self._queue.get()) is not None:
-            self._out.write(pcm.reshape(-1, 1))
+def _player(device: str | int | None) -> SoundCard:
+    return SoundCard(output_device=device, listen=False, instead="-o FILE instead of --play")

@@ -1,4 +1,4 @@
-"""`moshi transcribe IN [IN...]`: speech-to-text with word times."""
+"""`moshi transcribe IN [IN...]`: speech-to-text with word times (`--live`: transcribe_live.py)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ..stt import FORMATS, SttTiming, Transcript, has_vad, render, transcribe_batch
+from ..stt import FORMATS, Transcript, render, transcribe_batch
+from .audio_io import device_arg
 from .common import STT_REPO, UserError, add_model_args
 from .files import Input, check_output_dir, check_outputs, progress, read_inputs, unique_names
-from .loading import load, resolve_speech_to_text
+from .loading import load_stt
 from .options import add_force_arg, add_subcommand
+from .transcribe_live import MICROPHONE, run_live
 
 DESCRIPTION = """\
 Speech-to-text with Kyutai's STT models: the text, and each word's start and end in
@@ -30,6 +32,15 @@ Formats: txt (the text), json ({"text": ..., "words": [{"text", "start", "end"},
 srt and vtt (subtitles). With one input, the result goes to stdout or to -o FILE; with
 several, to -o DIR (DIR/<input name>.<format>), or to stdout, each preceded by a line
 "==> INPUT <==" (json: one object per line, with a "file" key added).
+
+--live transcribes the microphone (or --live FILE: a file played in real time, as if from
+a microphone) frame by frame, printing the text as the model writes it; Ctrl-C ends it,
+and the transcript goes to -o FILE in --format (or to stdout: txt is the text printed as it
+came, other formats are printed at the end, the live text then going to stderr). At the end,
+stderr shows the real-time factor (compute over audio) and the lag (how long after the audio
+the text came, on top of the model's own text delay). If the machine cannot keep up (more
+than 80 ms of compute per 80 ms frame, or the text 2 s behind), one line says so and names
+what is faster; the transcription goes on and drops nothing (the text falls behind).
 """
 
 EXAMPLES = """\
@@ -37,12 +48,26 @@ examples:
   moshi transcribe talk.mp3
   moshi transcribe talk.mp3 --format srt -o talk.srt
   moshi transcribe a.wav b.flac c.ogg --format json -o transcripts/
+  moshi transcribe --live
+  moshi transcribe --live talk.wav --format srt -o talk.srt
 """
 
 
 def add_parser(subparsers: Any) -> None:
     p = add_subcommand(subparsers, "transcribe", "speech-to-text with word times", DESCRIPTION, EXAMPLES)
-    p.add_argument("inputs", nargs="+", metavar="IN", help="audio files")
+    p.add_argument("inputs", nargs="*", metavar="IN", help="audio files")
+    p.add_argument(
+        "--live",
+        nargs="?",
+        const=MICROPHONE,
+        metavar="FILE",
+        help="transcribe the microphone as it hears, or FILE played in real time",
+    )
+    p.add_argument(
+        "--input-device",
+        type=device_arg,
+        help="with --live: the microphone, index or name (default: the system's)",
+    )
     p.add_argument("-o", "--output", metavar="PATH", help="output file (one input) or folder (several)")
     p.add_argument("--format", choices=FORMATS, default="txt", help="output format")
     p.add_argument(
@@ -59,6 +84,12 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.live is not None:
+        if args.inputs:
+            raise UserError("--live transcribes the microphone or one --live FILE: give no other inputs")
+        return run_live(args)
+    if not args.inputs:
+        raise UserError("no input: give audio files, or --live for the microphone")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
     inputs = read_inputs(args.inputs)
@@ -67,15 +98,7 @@ def run(args: argparse.Namespace) -> int:
     if outputs is not None:
         check_outputs(outputs, args.force)
 
-    files = resolve_speech_to_text(args)
-    try:
-        timing = SttTiming.from_config(files.config.stt_config)
-    except ValueError as e:
-        raise UserError(str(e)) from e
-    model = load(args, files)
-    if args.vad and not has_vad(model.lm):
-        raise UserError("--vad: this model has no voice-activity head (kyutai/stt-1b-en_fr has one)")
-
+    model, timing = load_stt(args)
     # Inputs of similar lengths share a batch (less padding); results come back in order.
     order = sorted(range(len(inputs)), key=lambda i: len(inputs[i].pcm))
     groups = [order[i : i + args.batch_size] for i in range(0, len(order), args.batch_size)]

@@ -5,10 +5,8 @@ before it (the model was trained to start listening in silence) and `delay` seco
 a little after it (the text lags the audio by `delay`, so the last word needs that much
 more audio to come out). Shorter inputs are padded with silence to the longest; the models
 are causal, so the padding changes nothing before it and each input's tokens are cut at its
-own end. Decoding is greedy, as in Kyutai's scripts.
-
-Voice activity: the 1B model has 4 extra heads of 6 values; Kyutai's scripts read head 2,
-value 0 as the probability that the speaker has finished their turn (> 0.5: end of turn).
+own end. Decoding is greedy, as in Kyutai's scripts. Live transcription (`LiveTranscriber`)
+does the same frame by frame: `chunk_frames=1` here gives exactly its result.
 
     files = ModelFiles.resolve("kyutai/stt-1b-en_fr")
     lm, mimi, tokenizer = files.load_lm(), files.load_mimi(), files.load_tokenizer()
@@ -17,9 +15,7 @@ value 0 as the probability that the speaker has finished their turn (> 0.5: end 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,65 +23,34 @@ import torch
 
 from ..audio import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE
 from ..codec import Mimi
-from ..lm.generator import Generator
 from ..lm.model import LMModel
 from ..lm.text import TextTokenizer
+from .steps import SttSteps, SttTiming, TurnDetector
 from .transcript import Transcript, timed_words
 
-FLUSH_EXTRA_SECONDS = 0.5  # audio after `delay`, so that the last word surely arrives
 ENCODE_CHUNK_FRAMES = 16  # at most this many frames per Mimi call (memory stays flat)
-VAD_HEAD, VAD_INDEX, VAD_THRESHOLD = 2, 0, 0.5  # extra_heads[2][..., 0] > 0.5: end of turn
-# Kyutai's script defaults, for an STT model whose config has no stt_config.
-DEFAULT_PREFIX_SECONDS, DEFAULT_DELAY_SECONDS = 1.0, 5.0
-
-
-@dataclass(frozen=True)
-class SttTiming:
-    prefix_frames: int  # silence before each input
-    delay_seconds: float  # how far the text lags the audio
-    flush_frames: int  # silence after each input
-
-    @classmethod
-    def from_config(cls, stt_config: Mapping[str, Any]) -> SttTiming:
-        """From a Kyutai `stt_config` (missing keys: the defaults of Kyutai's scripts)."""
-        prefix = float(stt_config.get("audio_silence_prefix_seconds", DEFAULT_PREFIX_SECONDS))
-        delay = float(stt_config.get("audio_delay_seconds", DEFAULT_DELAY_SECONDS))
-        if prefix < 0 or delay < 0:
-            raise ValueError(f"stt_config: negative prefix ({prefix}) or delay ({delay})")
-        return cls(
-            prefix_frames=math.ceil(prefix * FRAME_RATE),
-            delay_seconds=delay,
-            flush_frames=math.ceil((delay + FLUSH_EXTRA_SECONDS) * FRAME_RATE),
-        )
-
-    @property
-    def shift(self) -> float:
-        """Seconds between a step's time and the time in the input its text token is about."""
-        return self.prefix_frames / FRAME_RATE + self.delay_seconds
-
-    def steps(self, samples: int) -> int:
-        return self.prefix_frames + max(1, math.ceil(samples / FRAME_SIZE)) + self.flush_frames
-
-
-def has_vad(lm: LMModel) -> bool:
-    """Whether the model has the voice-activity head that `vad=True` reads."""
-    cfg = lm.config
-    return cfg.extra_heads_num_heads > VAD_HEAD and cfg.extra_heads_dim > VAD_INDEX
-
 
 Audio = np.ndarray | torch.Tensor
 Timing = SttTiming | Mapping[str, Any] | None
 
 
 def transcribe(
-    lm: LMModel, mimi: Mimi, pcm: Audio, tokenizer: TextTokenizer, timing: Timing = None, vad: bool = False
+    lm: LMModel,
+    mimi: Mimi,
+    pcm: Audio,
+    tokenizer: TextTokenizer,
+    timing: Timing = None,
+    vad: bool = False,
+    chunk_frames: int = ENCODE_CHUNK_FRAMES,
 ) -> Transcript:
     """pcm: [T] mono float audio at 24 kHz -> its words with times (seconds of the input),
     and with `vad=True` the times where the speaker finished a turn.
 
     timing: the model's `stt_config` dict (`ModelFiles.config.stt_config`), an `SttTiming`,
-        or None for Kyutai's defaults (1 s of silence before, a 5 s text delay)."""
-    return transcribe_batch(lm, mimi, [pcm], tokenizer, timing, vad)[0]
+        or None for Kyutai's defaults (1 s of silence before, a 5 s text delay).
+    chunk_frames: frames per Mimi call (capped by its context); 1 is what live transcription
+        does (Mimi's attention ring makes other sizes round differently once it is full)."""
+    return transcribe_batch(lm, mimi, [pcm], tokenizer, timing, vad, chunk_frames=chunk_frames)[0]
 
 
 def transcribe_batch(
@@ -96,21 +61,18 @@ def transcribe_batch(
     timing: Timing = None,
     vad: bool = False,
     on_steps: Callable[[int], None] | None = None,
+    chunk_frames: int = ENCODE_CHUNK_FRAMES,
 ) -> list[Transcript]:
     """Several inputs ([T_i] each, any lengths) as one batch -> one transcript each, the
     same as each would get alone. `on_steps(n)` reports progress (n more steps done)."""
-    if lm.config.dep_q != 0:
-        raise ValueError(f"expected a speech-to-text model (dep_q = 0), got dep_q = {lm.config.dep_q}")
-    if mimi.num_codebooks != lm.config.n_q:
-        raise ValueError(f"the model reads {lm.config.n_q} codebooks, Mimi makes {mimi.num_codebooks}")
-    if vad and not has_vad(lm):
-        raise ValueError("vad=True: this model has no voice-activity head (kyutai/stt-1b-en_fr has one)")
+    steps = SttSteps(lm, mimi, vad)
     if not pcms:
         raise ValueError("expected at least one input")
-    arrays = [_mono(p) for p in pcms]
-    if not isinstance(timing, SttTiming):
-        timing = SttTiming.from_config(timing or {})
-    tokens, probs = _run(mimi, lm, arrays, timing, vad, on_steps)  # [B, S], [B, S]
+    if chunk_frames < 1:
+        raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
+    arrays = [mono(p) for p in pcms]
+    timing = SttTiming.of(timing)
+    tokens, probs = _run(steps, arrays, timing, min(chunk_frames, steps.max_chunk_frames), on_steps)
     out = []
     for b, pcm in enumerate(arrays):
         n = timing.steps(len(pcm))
@@ -123,12 +85,16 @@ def transcribe_batch(
             duration=duration,
             end_of_padding_id=lm.config.text_end_padding_id,
         )
-        turns = _end_of_turns(tokens[b, :n], probs[b, :n], timing, duration, lm) if vad else None
+        turns = None
+        if vad:
+            detector = TurnDetector(lm, timing)
+            steps_b = zip(tokens[b, :n].tolist(), probs[b, :n].tolist(), strict=True)
+            turns = [e for t, p in steps_b if (e := detector.push(t, p, duration)) is not None]
         out.append(Transcript(words, turns))
     return out
 
 
-def _mono(pcm: Audio) -> np.ndarray:
+def mono(pcm: Audio) -> np.ndarray:
     """[T] float32 numpy, from numpy or torch."""
     if isinstance(pcm, torch.Tensor):
         pcm = pcm.detach().float().cpu().numpy()
@@ -137,37 +103,30 @@ def _mono(pcm: Audio) -> np.ndarray:
     return np.asarray(pcm, dtype=np.float32)
 
 
-@torch.no_grad()
 def _run(
-    mimi: Mimi,
-    lm: LMModel,
+    steps: SttSteps,
     pcms: list[np.ndarray],
     timing: SttTiming,
-    vad: bool,
+    chunk_frames: int,
     on_steps: Callable[[int], None] | None,
 ) -> tuple[np.ndarray, np.ndarray]:
+    """-> text tokens [B, S] and end-of-turn probabilities [B, S] (zeros without vad)."""
     B = len(pcms)
     total = max(timing.steps(len(p)) for p in pcms)
-    gen = Generator(lm, temp=0.0, temp_text=0.0)
-    tokens: list[torch.Tensor] = []  # [B] per step, kept on the device until the end
+    tokens: list[torch.Tensor] = []  # [B, n] per chunk, kept on the device until the end
     probs: list[torch.Tensor] = []
-    # A streaming chunk must fit in the codec transformers' context (at the 25 Hz rate).
-    chunk_frames = max(1, min(ENCODE_CHUNK_FRAMES, mimi.config.context // mimi.config.downsample_stride))
-    with mimi.streaming(B), gen.streaming(B):
+    with steps.streaming(B):
         for start in range(0, total, chunk_frames):
             n = min(chunk_frames, total - start)
-            chunk = np.stack([_window(p, timing.prefix_frames, start, n) for p in pcms])[:, None]
-            codes = mimi.encode(torch.from_numpy(chunk).to(lm.device))  # [B, 32, n]
-            for i in range(n):
-                out, heads = gen.step_with_extra_heads(codes[:, :, i : i + 1])
-                assert out is not None  # no delays in STT models: a token at every step
-                tokens.append(out[:, 0, 0])
-                if vad:
-                    probs.append(heads[VAD_HEAD][:, 0, VAD_INDEX])
+            chunk = np.stack([_window(p, timing.prefix_frames, start, n) for p in pcms])
+            got, p = steps.run(torch.from_numpy(chunk))
+            tokens.append(got)
+            if p is not None:
+                probs.append(p)
             if on_steps is not None:
                 on_steps(n)
-    token_array = torch.stack(tokens, dim=1).cpu().numpy()
-    prob_array = torch.stack(probs, dim=1).float().cpu().numpy() if vad else np.zeros((B, total))
+    token_array = torch.cat(tokens, dim=1).cpu().numpy()
+    prob_array = torch.cat(probs, dim=1).cpu().numpy() if probs else np.zeros((B, total))
     return token_array, prob_array
 
 
@@ -179,19 +138,3 @@ def _window(pcm: np.ndarray, prefix_frames: int, start: int, n: int) -> np.ndarr
     if a < b:
         out[a - lo : b - lo] = pcm[a:b]
     return out
-
-
-def _end_of_turns(
-    tokens: np.ndarray, probs: np.ndarray, timing: SttTiming, duration: float, lm: LMModel
-) -> list[float]:
-    """Times (seconds of the input) where the model first judged, after a word, that the
-    speaker had finished: the end of the audio it had heard at that step."""
-    hidden = {lm.config.text_end_padding_id, lm.config.text_padding_id}
-    times, spoke = [], False
-    for t, (token, p) in enumerate(zip(tokens.tolist(), probs.tolist(), strict=True)):
-        spoke = spoke or token not in hidden
-        if spoke and p > VAD_THRESHOLD:
-            seconds = (t + 1) / FRAME_RATE - timing.prefix_frames / FRAME_RATE
-            times.append(min(max(round(seconds, 3), 0.0), duration))
-            spoke = False
-    return times

@@ -4,9 +4,10 @@ Kyutai's models write a text token at every step: PAD while no word is said, END
 (token 0) just before a word starts, then the word's pieces. A word therefore starts at
 token 0 or at a piece that begins with a space mark ("▁"). Its start is the step of its
 first piece, moved back by `shift` seconds (the text's delay behind the audio, plus any
-silence put before the input); it ends where the next word starts, the last word one step
-after its last piece. Times are clamped to [0, duration] of the input, so they are
-monotonic and inside the audio.
+silence put before the input); it ends where the next word (or a lone space mark) starts,
+the last word one step after its last piece. Times are clamped to [0, duration] of the
+input, so they are monotonic and inside the audio. `WordAssembler` does this step by step
+(live transcription), `timed_words` on a whole token list.
 """
 
 from __future__ import annotations
@@ -58,33 +59,59 @@ def timed_words(
     end_of_padding_id: int = 0,
 ) -> list[Word]:
     """tokens[t]: the text token of step t -> words with times in seconds of the input."""
-    groups: list[tuple[int, int, list[int]]] = []  # first step, last step, tokens
-    boundary = True
-    for t, token in enumerate(tokens):
-        if token == end_of_padding_id:
-            boundary = True
-            continue
-        piece = tokenizer.piece(token)
+    words = WordAssembler(tokenizer, frame_rate=frame_rate, shift=shift, end_of_padding_id=end_of_padding_id)
+    out = [w for token in tokens for w in words.push(token, duration)]
+    return out + words.finish(duration)
+
+
+class WordAssembler:
+    """Text tokens in, one step at a time; words out as soon as they are complete: a word is
+    complete when the next one starts (its end is that start), the last one at `finish`.
+    `duration`: seconds of input heard so far (times are clamped to it)."""
+
+    def __init__(
+        self, tokenizer: TextTokenizer, *, frame_rate: float, shift: float, end_of_padding_id: int = 0
+    ):
+        self.tokenizer, self.frame_rate, self.shift = tokenizer, frame_rate, shift
+        self.end_of_padding_id = end_of_padding_id
+        self.steps = 0  # tokens pushed
+        self._first = self._last = 0  # steps of the first and last pieces of the word being read
+        self._tokens: list[int] = []
+        self._boundary = True  # the next piece starts a word
+
+    def push(self, token: int, duration: float) -> list[Word]:
+        """The text token of the next step -> the word it completed (none, or one)."""
+        t, self.steps = self.steps, self.steps + 1
+        if token == self.end_of_padding_id:
+            self._boundary = True
+            return []
+        piece = self.tokenizer.piece(token)
         if piece is None:  # padding (or outside the vocabulary)
-            continue
-        if boundary or not groups or piece.startswith(" "):
-            groups.append((t, t, [token]))
-        else:
-            first, _, toks = groups[-1]
-            groups[-1] = (first, t, [*toks, token])
-        boundary = False
+            return []
+        if self._tokens and not self._boundary and not piece.startswith(" "):
+            self._last = t
+            self._tokens.append(token)
+            return []
+        done = self._word(end_step=t, duration=duration)
+        self._first, self._last, self._tokens, self._boundary = t, t, [token], False
+        return done
 
-    def clamp(seconds: float) -> float:
-        return min(max(round(seconds, 3), 0.0), duration)
+    def finish(self, duration: float) -> list[Word]:
+        """The last word (if any), ending one step after its last piece."""
+        done = self._word(end_step=self._last + 1, duration=duration)
+        self._tokens, self._boundary = [], True
+        return done
 
-    named = [(first, last, tokenizer.decode(toks).strip()) for first, last, toks in groups]
-    named = [g for g in named if g[2]]
-    words = []
-    for i, (first, last, text) in enumerate(named):
-        start = clamp(first / frame_rate - shift)
-        end_step = named[i + 1][0] if i + 1 < len(named) else last + 1
-        words.append(Word(text, start, max(start, clamp(end_step / frame_rate - shift))))
-    return words
+    def _word(self, end_step: int, duration: float) -> list[Word]:
+        text = self.tokenizer.decode(self._tokens).strip() if self._tokens else ""
+        if not text:  # nothing read yet, or only a space mark
+            return []
+
+        def clamp(step: int) -> float:
+            return min(max(round(step / self.frame_rate - self.shift, 3), 0.0), duration)
+
+        start = clamp(self._first)
+        return [Word(text, start, max(start, clamp(end_step)))]
 
 
 # -- formats ---------------------------------------------------------------------------------

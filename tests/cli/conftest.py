@@ -9,6 +9,7 @@ import soundfile as sf
 
 from moshi.cli.main import main
 from tests.support.fixtures import MOSHI_TINY, STT_CONFIG, STT_TINY, tiny_model_dir
+from tests.support.pulse import Pulse
 
 SR = 24000
 
@@ -68,3 +69,12 @@ def moshi(capsys):
         return Result(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture
+def pulse(tmp_path):
+    """A PulseAudio daemon of the test's own (tests/support/pulse.py); mark the test
+    `needs_pulseaudio`."""
+    p = Pulse(tmp_path / "pulse")
+    yield p
+    p.stop()
