@@ -146,6 +146,7 @@ def bench_stt(args: argparse.Namespace, floor: Floor, emit: Emit) -> None:
         cfg = stt_config(args.smoke, mimi)
         dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
         lm = random_lm(cfg, dtype)
+        params = params_m(lm)
         if precision == "int8":
             quantize.apply_lm(lm)
             quantize.apply(mimi)
@@ -158,7 +159,7 @@ def bench_stt(args: argparse.Namespace, floor: Floor, emit: Emit) -> None:
             precision=precision,
             mimi=mimi_precision,
             kind=kind,
-            params_m=params_m(lm),
+            params_m=params,
             **line,
         )
         del lm, mimi
