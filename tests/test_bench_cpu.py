@@ -40,3 +40,21 @@ def test_cpu_bench_smoke():
         assert line["reference"].startswith("skipped") and "speedup" not in line
     int8, float32 = lines[2], lines[0]
     assert int8["weight_mb"] < float32["weight_mb"]  # the floor counts the bytes of the int8 weights
+
+
+def test_mimi_profile_smoke():
+    """bench/mimi_profile.py: one line per module of a streaming frame, each with its
+    floors, then a total; the shares of the frame add up to one."""
+    script = BENCH.parent / "mimi_profile.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--smoke", "--threads", "1"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    modules, total = lines[:-1], lines[-1]
+    assert total["bench"] == "mimi-profile-total" and total["frame_ms"] > 0 and total["floor_ms"] > 0
+    assert {"encoder_transformer", "decoder_transformer", "other"} <= {m["module"] for m in modules}
+    for m in modules:
+        assert {"ms", "share", "weight_mb", "mflop", "memory_floor_ms", "compute_floor_ms"} <= m.keys()
+    assert abs(sum(m["share"] for m in modules) - 1) < 0.02
+    assert any(m["mflop"] > 0 for m in modules) and any(m["weight_mb"] > 0 for m in modules)
