@@ -8,7 +8,8 @@
 Prints one JSON line per measurement: `mimi-stream` (encode_ms and decode_ms per frame,
 rtf = (encode + decode) / frame duration) and `mimi-offline` (encode_s and decode_s for a
 clip, rtf = total / clip duration), then the same for the opt-in, approximate int8 weights
-(`mimi-stream-int8`, `mimi-offline-int8`, see moshi/kernels/int8.py). With `--reference`,
+(`mimi-stream-int8`, `mimi-offline-int8`, see moshi/kernels/int8.py). Streaming lines carry
+the memory floor of a frame (bench/floor.py: weight bytes read / measured bandwidth). With `--reference`,
 Kyutai's implementation is timed the same way in its own venv (`bench_reference.py`), its
 lines are passed through, and `*-ratio` lines give its times divided by our exact path's
 (`speedup` > 1: ours is faster).
@@ -29,6 +30,7 @@ import time
 from pathlib import Path
 
 import torch
+from floor import BANDWIDTH_BYTES, Floor, WeightReads
 from torch import nn
 
 from moshi import quantize
@@ -38,6 +40,7 @@ from moshi.codec.quantizer import Codebook
 
 REPO = Path(__file__).resolve().parent.parent
 IMPL = "ours"
+SMOKE_BANDWIDTH_BYTES = 64 << 20
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -117,6 +120,18 @@ def bench_stream(mimi: Mimi, frames: int, warmup: int = 3, suffix: str = "") -> 
     )
 
 
+def frame_weight_bytes(mimi: Mimi) -> int:
+    """Bytes of weights that encoding then decoding one frame reads (bench/floor.py)."""
+    with torch.no_grad(), mimi.streaming(batch_size=1), WeightReads(mimi) as reads:
+        mimi.decode(mimi.encode(torch.zeros(1, 1, mimi.frame_size)))
+    return reads.nbytes
+
+
+def with_floor(line: dict, floor: Floor, mimi: Mimi) -> dict:
+    """A `mimi-stream` line with the memory floor of a frame beside it."""
+    return line | floor.line(line["encode_ms"] + line["decode_ms"], frame_weight_bytes(mimi))
+
+
 def bench_offline(mimi: Mimi, seconds: float, suffix: str = "") -> dict:
     """Encode then decode a `seconds` long clip in one call each."""
     pcm = 0.1 * torch.randn(1, 1, round(seconds * mimi.sample_rate))
@@ -171,9 +186,10 @@ def main(argv: list[str] | None = None) -> None:
         args.frames, args.seconds = 3, 1.0
     torch.set_num_threads(args.threads)
     runs = range(args.repeat)
+    floor = Floor.measure(SMOKE_BANDWIDTH_BYTES if args.smoke else BANDWIDTH_BYTES)
     mimi = random_mimi(args.seed, args.preset)
     ours = {
-        "mimi-stream": best([bench_stream(mimi, args.frames) for _ in runs]),
+        "mimi-stream": with_floor(best([bench_stream(mimi, args.frames) for _ in runs]), floor, mimi),
         "mimi-offline": best([bench_offline(mimi, args.seconds) for _ in runs]),
     }
     for line in ours.values():
@@ -181,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     del mimi
     approx = quantize.apply(random_mimi(args.seed, args.preset))
     for line in (
-        best([bench_stream(approx, args.frames, suffix="-int8") for _ in runs]),
+        with_floor(best([bench_stream(approx, args.frames, suffix="-int8") for _ in runs]), floor, approx),
         best([bench_offline(approx, args.seconds, suffix="-int8") for _ in runs]),
     ):
         print(json.dumps({**line, "preset": args.preset}), flush=True)

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import torch
+from floor import BANDWIDTH_BYTES, Floor, WeightReads
 
 from moshi import quantize
 from moshi.lm import LMConfig, LMModel
@@ -46,6 +47,7 @@ REPO = Path(__file__).resolve().parent.parent
 REFERENCE_SCRIPT = REPO.parent / "shared" / "peer" / "bench_reference.py"
 REFERENCE_RING_SCRIPT = REPO / "bench" / "reference_lm.py"
 WARMUP = 5  # as shared/peer/bench_reference.py
+SMOKE_BANDWIDTH_BYTES = 64 << 20
 
 
 def random_model(preset: str, device: str, dtype: torch.dtype) -> LMModel:
@@ -77,6 +79,16 @@ def time_steps(gen: Generator, batch: int, steps: int, warmup: int) -> float:
             gen.step(codes)
         sync()
     return 1000 * (time.perf_counter() - t0) / steps
+
+
+def step_weight_bytes(gen: Generator) -> int:
+    """Bytes of weights one step at batch 1 reads (bench/floor.py)."""
+    codes = torch.zeros(1, gen.model.config.num_user_streams, 1, dtype=torch.long, device=gen.model.device)
+    with gen.streaming(1):
+        gen.step(codes)
+        with WeightReads(gen.model) as reads:
+            gen.step(codes)
+    return reads.nbytes
 
 
 def reference_line(python: str, command: list[str], threads: int) -> dict:
@@ -133,6 +145,11 @@ def main() -> None:
     reference = args.reference if args.preset == "lm-small" else None
     on_cpu = args.device == "cpu"
     ring_warmup = model.config.context + WARMUP
+    floor = Floor.measure(SMOKE_BANDWIDTH_BYTES if args.smoke else BANDWIDTH_BYTES) if on_cpu else None
+
+    def floor_fields(ms: float, gen: Generator, batch: int) -> dict:
+        """The memory floor beside a CPU line at batch 1 (bench/floor.py)."""
+        return floor.line(ms, step_weight_bytes(gen)) if floor and batch == 1 else {}
 
     def reference_run() -> dict:
         assert reference is not None
@@ -166,6 +183,7 @@ def main() -> None:
                 runs=len(runs),
                 params_m=round(params / 1e6, 1),
                 threads=args.threads,
+                **floor_fields(ms, gen, batch),
             )
     full_ring = None
     if args.full_ring:
@@ -175,7 +193,8 @@ def main() -> None:
     if on_cpu:  # the opt-in, approximate int8 weights (moshi/kernels/int8.py)
         quantize.apply_lm(model)
         for batch in args.batch:
-            ms = time_steps(generator(), batch, steps, warmup)
+            gen = generator()
+            ms = time_steps(gen, batch, steps, warmup)
             ours_int8 = ms if batch == 1 else ours_int8
             emit(
                 bench=f"{args.preset}-int8",
@@ -184,6 +203,7 @@ def main() -> None:
                 batch=batch,
                 step_ms=round(ms, 2),
                 threads=args.threads,
+                **floor_fields(ms, gen, batch),
             )
     if reference:
         refs.append(reference_run())

@@ -31,6 +31,7 @@ import torch
 from moshi.codec import Mimi, MimiConfig
 from moshi.lm import LMConfig, LMModel
 from moshi.lm.conditioners import ConditionerConfig, FuserConfig
+from moshi.lm.loading import FLOAT32_PREFIXES
 from moshi.tts import TTS
 from moshi.tts.voices import speakers_condition
 
@@ -95,6 +96,13 @@ def randomize(module: torch.nn.Module) -> None:
                 t.normal_(0.0, 0.02)
 
 
+def cast_lm(lm: LMModel, dtype: torch.dtype) -> None:
+    """The LM's parameters in `dtype` (in place), the conditioners' excepted, as loading does."""
+    for name, p in lm.named_parameters():
+        if not name.startswith(FLOAT32_PREFIXES):
+            p.data = p.data.to(dtype)
+
+
 def build(preset: str, device: str, dtype: torch.dtype, smoke: bool) -> tuple[TTS, Mimi, dict]:
     spec = PRESETS[preset]
     lm_kwargs = dict(spec["lm"])
@@ -104,9 +112,7 @@ def build(preset: str, device: str, dtype: torch.dtype, smoke: bool) -> tuple[TT
         mimi = Mimi(mimi_cfg, num_codebooks=lm.config.dep_q)
     randomize(lm)
     randomize(mimi)
-    for name, p in lm.named_parameters():  # conditioners stay float32, as when loading
-        if not name.startswith("condition_provider."):
-            p.data = p.data.to(dtype)
+    cast_lm(lm, dtype)
     max_steps = 12 if smoke else 4500
     tts = TTS(lm.eval(), TOKENIZER, delay_steps=spec["delay_steps"], temp=0.6, seed=0, max_steps=max_steps)
     dim, frames = spec["voice"]

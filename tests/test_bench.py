@@ -16,9 +16,18 @@ print(json.dumps(dict(bench=sys.argv[1], impl="fake", **times[sys.argv[1]])))
 """
 
 EXPECTED = {
-    "mimi-stream": {"impl", "frames", "encode_ms", "decode_ms", "rtf", "threads"},
+    "mimi-stream": {"impl", "frames", "encode_ms", "decode_ms", "rtf", "threads", "floor_ms", "floor_ratio"},
     "mimi-offline": {"impl", "seconds", "encode_s", "decode_s", "rtf", "threads"},
-    "mimi-stream-int8": {"impl", "frames", "encode_ms", "decode_ms", "rtf", "threads"},
+    "mimi-stream-int8": {
+        "impl",
+        "frames",
+        "encode_ms",
+        "decode_ms",
+        "rtf",
+        "threads",
+        "floor_ms",
+        "floor_ratio",
+    },
     "mimi-offline-int8": {"impl", "seconds", "encode_s", "decode_s", "rtf", "threads"},
     "mimi-stream-ratio": {"speedup", "encode_ms_speedup", "decode_ms_speedup"},
     "mimi-offline-ratio": {"speedup", "encode_s_speedup", "decode_s_speedup"},

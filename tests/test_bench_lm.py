@@ -54,6 +54,8 @@ def test_lm_bench_smoke(tmp_path):
     lines = run_bench(tmp_path, "--repeat", "2")
     ours = lines[("lm-small", "ours")]
     assert ours["step_ms"] > 0 and ours["params_m"] == 105.2 and ours["runs"] == 2
+    assert ours["floor_ms"] > 0 and ours["floor_ratio"] > 0  # the memory floor beside it
+    assert lines[("lm-small-int8", "ours")]["weight_mb"] < ours["weight_mb"]
     assert lines[("lm-small", "fake")]["runs"] == 2
     assert lines[("lm-small-int8", "ours")]["step_ms"] > 0
     ratio = lines[("lm-small-ratio", None)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -21,6 +22,12 @@ MatMul = Callable[[Tensor], Tensor]
 MATMUL_MIN_WEIGHTS = 1 << 20
 
 
+# Up to this many input steps (a streaming call: one or two), a depthwise transposed conv
+# (Mimi's upsampling) runs as a broadcast product: PyTorch's native kernel costs a fixed
+# ~0.1-0.3 ms a call there. On longer inputs the native kernel wins.
+DEPTHWISE_MAX_STEPS = 4
+
+
 def has_matmul_shape(conv: nn.Conv1d | nn.ConvTranspose1d) -> bool:
     """The rule: a plain (groups 1) conv with a big weight. On shapes only, so that results
     never depend on timing or machine load."""
@@ -30,6 +37,18 @@ def has_matmul_shape(conv: nn.Conv1d | nn.ConvTranspose1d) -> bool:
 def prefers_matmul(conv: nn.Conv1d | nn.ConvTranspose1d, x: Tensor) -> bool:
     """Whether `conv1d` / `conv_transpose1d` below should replace `conv` on `x`."""
     return x.device.type == "cpu" and has_matmul_shape(conv)
+
+
+def has_taps_shape(conv: nn.Conv1d) -> bool:
+    """A plain, unstrided conv to one output channel (Mimi's last, back to the waveform),
+    where the native CPU kernel runs at a few GFLOP/s: `conv1d_taps` is ~10x faster."""
+    return conv.groups == 1 and conv.stride[0] == 1 and conv.out_channels == 1
+
+
+def prefers_broadcast(conv: nn.ConvTranspose1d, x: Tensor) -> bool:
+    """Whether `depthwise_conv_transpose1d` should replace `conv` on `x` (a few steps)."""
+    depthwise = conv.groups == conv.in_channels == conv.out_channels
+    return x.device.type == "cpu" and depthwise and x.shape[-1] <= DEPTHWISE_MAX_STEPS
 
 
 def conv1d(
@@ -57,6 +76,22 @@ def conv1d(
     return y.view(B, -1, C_out).transpose(1, 2)
 
 
+def conv1d_taps(x: Tensor, weight: Tensor, bias: Tensor | None, dilation: int = 1) -> Tensor:
+    """`F.conv1d(x, weight, bias, 1, 0, dilation)` as one product per kernel tap, summed shifted.
+
+    x: [B, C_in, T]; weight: [C_out, C_in, K] -> [B, C_out, T - (K - 1) * dilation]. For a few
+    output channels: the product reads x once, in place (no column copy), and is wide.
+    """
+    C_out, C_in, K = weight.shape
+    T = x.shape[-1] - (K - 1) * dilation
+    z = torch.matmul(weight.permute(2, 0, 1).reshape(K * C_out, C_in), x)  # [B, K * C_out, T_in]
+    z = z.unflatten(1, (K, C_out))  # [B, K, C_out, T_in]
+    y = z[:, 0, :, :T].clone() if bias is None else z[:, 0, :, :T] + bias[:, None]
+    for k in range(1, K):
+        y += z[:, k, :, k * dilation : k * dilation + T]
+    return y
+
+
 def conv_transpose1d(
     x: Tensor, weight: Tensor, bias: Tensor | None, stride: int = 1, matmul: MatMul | None = None
 ) -> Tensor:
@@ -69,10 +104,24 @@ def conv_transpose1d(
     """
     B, C_in, T = x.shape
     _, C_out, K = weight.shape
-    blocks = -(-K // stride)
     rows = x.transpose(1, 2).reshape(B * T, C_in)
     y = rows @ weight.view(C_in, C_out * K) if matmul is None else matmul(rows)  # [B * T, C_out * K]
-    y = F.pad(y.view(B, T, C_out, K), (0, blocks * stride - K))
+    return _overlap_add(y.view(B, T, C_out, K), bias, stride)
+
+
+def depthwise_conv_transpose1d(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int = 1) -> Tensor:
+    """`F.conv_transpose1d(x, weight, bias, stride, groups=C)` as a broadcast product +
+    overlap-add: x [B, C, T]; weight [C, 1, K] -> [B, C, (T - 1) * stride + K]."""
+    y = x.transpose(1, 2)[..., None] * weight[:, 0]  # [B, T, C, K]
+    return _overlap_add(y, bias, stride)
+
+
+def _overlap_add(y: Tensor, bias: Tensor | None, stride: int) -> Tensor:
+    """Step t's K output samples y [B, T, C_out, K], placed from t * stride on and summed:
+    [B, C_out, (T - 1) * stride + K]."""
+    B, T, C_out, K = y.shape
+    blocks = -(-K // stride)
+    y = F.pad(y, (0, blocks * stride - K))
     y = y.view(B, T, C_out, blocks, stride).permute(0, 2, 3, 1, 4)  # [B, C_out, blocks, T, stride]
     out = F.pad(y[:, :, 0], (0, 0, 0, blocks - 1))  # [B, C_out, T + blocks - 1, stride]
     for j in range(1, blocks):
@@ -82,20 +131,25 @@ def conv_transpose1d(
 
 
 class Conv1d(nn.Conv1d):
-    """nn.Conv1d (no padding) through `conv1d` where `prefers_matmul`: x [B, C_in, T] ->
-    [B, C_out, T_out]."""
+    """nn.Conv1d (no padding) through `conv1d` where `prefers_matmul`, `conv1d_taps` where
+    `has_taps_shape` (on CPU): x [B, C_in, T] -> [B, C_out, T_out]."""
 
     def forward(self, x: Tensor) -> Tensor:
         if prefers_matmul(self, x):
             return conv1d(x, self.weight, self.bias, self.stride[0], self.dilation[0])
+        if x.device.type == "cpu" and has_taps_shape(self):
+            return conv1d_taps(x, self.weight, self.bias, self.dilation[0])
         return super().forward(x)
 
 
 class ConvTranspose1d(nn.ConvTranspose1d):
     """nn.ConvTranspose1d (no padding, the full output) through `conv_transpose1d` where
-    `prefers_matmul`: x [B, C_in, T] -> [B, C_out, (T - 1) * stride + K]."""
+    `prefers_matmul`, `depthwise_conv_transpose1d` where `prefers_broadcast`: x [B, C_in, T]
+    -> [B, C_out, (T - 1) * stride + K]."""
 
     def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
         if output_size is None and prefers_matmul(self, x):
             return conv_transpose1d(x, self.weight, self.bias, self.stride[0])
+        if output_size is None and prefers_broadcast(self, x):
+            return depthwise_conv_transpose1d(x, self.weight, self.bias, self.stride[0])
         return super().forward(x, output_size)

@@ -39,6 +39,43 @@ def test_conv_transpose1d_equals_torch(batch, c_in, c_out, kernel, stride, lengt
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize(
+    "c_in,c_out,kernel,dilation", [(64, 1, 3, 1), (5, 1, 7, 2), (4, 3, 3, 1), (2, 1, 1, 1)]
+)
+@pytest.mark.parametrize("length", [1, 17, 1920])
+def test_conv1d_taps_equals_torch(batch, c_in, c_out, kernel, dilation, length):
+    x = torch.randn(batch, c_in, (kernel - 1) * dilation + length)
+    w, b = torch.randn(c_out, c_in, kernel), torch.randn(c_out)
+    for bias in (b, None):
+        expected = F.conv1d(x, w, bias, 1, 0, dilation)
+        torch.testing.assert_close(fast.conv1d_taps(x, w, bias, dilation), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("channels,kernel,stride", [(8, 4, 2), (3, 5, 2), (4, 3, 3), (2, 2, 4)])
+@pytest.mark.parametrize("length", [1, 2, 9])
+def test_depthwise_conv_transpose1d_equals_torch(batch, channels, kernel, stride, length):
+    x = torch.randn(batch, channels, length)
+    w, b = torch.randn(channels, 1, kernel), torch.randn(channels)
+    for bias in (b, None):
+        expected = F.conv_transpose1d(x, w, bias, stride, groups=channels)
+        got = fast.depthwise_conv_transpose1d(x, w, bias, stride)
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_the_rules_for_few_channels_and_steps():
+    assert fast.has_taps_shape(torch.nn.Conv1d(64, 1, 3))  # Mimi's last conv, to the waveform
+    assert not fast.has_taps_shape(torch.nn.Conv1d(64, 2, 3))
+    assert not fast.has_taps_shape(torch.nn.Conv1d(64, 1, 4, stride=2))
+    upsample = torch.nn.ConvTranspose1d(8, 8, 4, stride=2, groups=8)
+    assert fast.prefers_broadcast(upsample, torch.zeros(1, 8, fast.DEPTHWISE_MAX_STEPS))
+    assert not fast.prefers_broadcast(upsample, torch.zeros(1, 8, fast.DEPTHWISE_MAX_STEPS + 1))
+    assert not fast.prefers_broadcast(
+        torch.nn.ConvTranspose1d(8, 8, 4, stride=2, groups=4), torch.zeros(1, 8, 1)
+    )
+
+
 def test_the_rule_reads_shapes_only():
     big = torch.nn.Conv1d(1024, 512, 3)  # 1.5M weights
     small = torch.nn.Conv1d(64, 32, 3)
@@ -89,3 +126,17 @@ def test_grouped_conv_transpose_keeps_the_native_path(matmul_everywhere):
     x = torch.randn(2, 4, 6)
     with torch.no_grad():
         assert torch.equal(conv(x), conv.convtr(x)[..., :12])
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3])
+def test_streamed_depthwise_conv_transpose_and_one_channel_conv(chunk):
+    """Streaming calls of a few steps take the broadcast upsampling; a conv to one channel
+    its taps: both equal the native ops run offline."""
+    up = CausalConvTranspose1d(4, 4, 4, stride=2, groups=4, bias=False)
+    out = CausalConv1d(4, 1, 3)
+    x = torch.randn(2, 4, 12)
+    with torch.no_grad():
+        plain = F.conv_transpose1d(x, up.convtr.weight, None, 2, groups=4)[..., :24]
+        torch.testing.assert_close(_stream(up, x, chunk), plain, rtol=1e-5, atol=1e-6)
+        plain = F.conv1d(out.pad(x), out.conv.weight, out.conv.bias)
+        torch.testing.assert_close(_stream(out, x, chunk), plain, rtol=1e-5, atol=1e-6)
