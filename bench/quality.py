@@ -49,7 +49,14 @@ def main() -> None:
     p.add_argument("--dialogue", type=Path, metavar="MODEL_DIR", help="our dialogue model")
     p.add_argument("--temp", type=float, default=0.6, help="sampling temperature of --tts and --dialogue")
     p.add_argument("--seed", type=int, default=0, help="sampling seed of --tts and --dialogue")
+    p.add_argument(
+        "--replies", choices=["audio", "text"], default="audio",
+        help="--dialogue: read each reply from Moshi's channel (pocketsphinx) or its text stream",
+    )  # fmt: skip
+    p.add_argument("--threads", type=int, help="torch's CPU threads (a busy machine: 1 is often faster)")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     recogniser = Recogniser(args.corpus)
     if args.stt or args.tts or args.dialogue:
         _models(args, recogniser)
@@ -100,9 +107,10 @@ def _models(args: argparse.Namespace, recogniser: Recogniser) -> None:
         options = SamplingOptions(
             temp=args.temp, temp_text=args.temp, text_seed=args.seed, audio_seed=args.seed
         )
-        for audio, row in q.dialogue_rows(recogniser, args.dialogue, args.corpus / manifest, args.limit,
+        reader = recogniser if args.replies == "audio" else None
+        for audio, row in q.dialogue_rows(reader, args.dialogue, args.corpus / manifest, args.limit,
                                           options).items():  # fmt: skip
-            emit("dialogue", manifest, row, audio=audio, model=str(args.dialogue))
+            emit("dialogue", manifest, row, audio=audio, replies=args.replies, model=str(args.dialogue))
 
 
 def _wer_row(recogniser: Recogniser, manifest: Path, transform, limit: int | None) -> dict:

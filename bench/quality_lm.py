@@ -106,7 +106,7 @@ def tts_rows(
     mine = recogniser_errors(recogniser, texts, ours)
     row = {"files": len(entries), "words": mine.reference_words, "recogniser_wer": round(mine.rate, 4),
            "recogniser_wer_synthesiser": round(theirs.rate, 4),
-           "wer_ratio": round(mine.rate / max(theirs.rate, 1e-9), 3),
+           "wer_ratio": round(mine.rate / theirs.rate, 3) if theirs.rate else None,
            "seconds_of_speech": round(sum(len(p) for p in ours) / SAMPLE_RATE, 1)}  # fmt: skip
     if stt is not None:
         heard = stt.words(ours)
@@ -133,9 +133,10 @@ def dialogue_outputs(model_dir: Path, users: list[np.ndarray], options: Sampling
 
 def score_dialogues(
     metas: list[dict], outputs: list[tuple[np.ndarray, list[tuple[str, float, float]]]],
-    transcribe: Callable[[np.ndarray], str],
+    transcribe: Callable[[np.ndarray], str] | None,
 ) -> dict:  # fmt: skip
-    """Issue 13's dialogue figures from each dialogue's metadata and Moshi's (channel, words)."""
+    """Issue 13's dialogue figures from each dialogue's metadata and Moshi's (channel, words).
+    `transcribe`: what reads each reply from Moshi's channel (None: its own words instead)."""
     text_ok = audio_ok = n = 0
     latencies: list[float] = []
     quiet = speech = 0
@@ -144,9 +145,8 @@ def score_dialogues(
         for i, r in enumerate(replies(qs, moshi, words)):
             n += 1
             text_ok += reply_is_correct(r.question.text, r.question.answer, r.text)
-            audio_ok += reply_is_correct(
-                r.question.text, r.question.answer, transcribe(_window(moshi, qs, i))
-            )
+            heard = transcribe(_window(moshi, qs, i)) if transcribe else r.text
+            audio_ok += reply_is_correct(r.question.text, r.question.answer, heard)
             if r.latency is not None:
                 latencies.append(r.latency)
         q, s = quiet_while_user_speaks(moshi, user_speech(meta))
@@ -169,15 +169,21 @@ def _window(moshi: np.ndarray, qs: list, i: int) -> np.ndarray:
 
 
 def dialogue_rows(
-    recogniser: Recogniser, model_dir: Path, manifest: Path, limit: int | None, options: SamplingOptions
+    recogniser: Recogniser | None,
+    model_dir: Path,
+    manifest: Path,
+    limit: int | None,
+    options: SamplingOptions,
 ) -> dict[str, dict]:
-    """{"corpus": the figures of the corpus' own Moshi, "model": ours}."""
+    """{"corpus": the figures of the corpus' own Moshi, "model": ours}; replies read by the
+    recogniser from Moshi's channel (None: from Moshi's own text stream)."""
     entries = list(read_manifest(manifest, limit))
     stereo = [read_audio_channels(e.wav) for e in entries]  # [2, T]
     metas = [e.meta for e in entries]
     truth = [(x[0], [(w, s[0], s[1]) for w, s, who in m["alignments"] if who == "SPEAKER_MAIN"])
              for x, m in zip(stereo, metas, strict=True)]  # fmt: skip
-    rows = {"corpus": score_dialogues(metas, truth, recogniser.transcribe)}
+    transcribe = recogniser.transcribe if recogniser is not None else None
+    rows = {"corpus": score_dialogues(metas, truth, transcribe)}
     outputs = dialogue_outputs(model_dir, [x[USER_CHANNEL] for x in stereo], options)
-    rows["model"] = score_dialogues(metas, outputs, recogniser.transcribe)
+    rows["model"] = score_dialogues(metas, outputs, transcribe)
     return rows
