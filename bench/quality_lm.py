@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from moshi.audio import SAMPLE_RATE, read_audio, read_audio_channels
+from moshi.audio import FRAME_RATE, SAMPLE_RATE, read_audio, read_audio_channels
 from moshi.data.grammar import reply_is_correct
-from moshi.eval.dialogue import questions, quiet_while_user_speaks, replies, user_speech
+from moshi.eval.dialogue import MAIN_SPEAKER, questions, quiet_while_user_speaks, replies, user_speech
 from moshi.eval.manifest import Entry, read_manifest
 from moshi.eval.recogniser import Recogniser
 from moshi.eval.wer import Errors, timed_word_errors, word_errors
@@ -115,11 +115,13 @@ def tts_rows(
     return row
 
 
-def dialogue_outputs(model_dir: Path, users: list[np.ndarray], options: SamplingOptions):
+def dialogue_outputs(
+    model_dir: Path, users: list[np.ndarray], options: SamplingOptions
+) -> list[tuple[np.ndarray, list[tuple[str, float, float]]]]:
     """The user's channels [T] through the engine -> (Moshi's channel [T'], its words)."""
     files = ModelFiles.resolve(str(model_dir))
     lm, mimi, tokenizer = files.load_lm(dtype=torch.float32), files.load_mimi(), files.load_tokenizer()
-    dialogues = [Dialogue.of(u, round(MAX_TAIL_S * 12.5)) for u in users]
+    dialogues = [Dialogue.of(u, round(MAX_TAIL_S * FRAME_RATE)) for u in users]
     done: dict[int, Dialogue] = {}
     with Engine(mimi, lm, tokenizer, min(BATCH, len(users)), options, cuda_graphs=False) as engine:
         run_dialogues(engine, dialogues, options, on_done=lambda i, d: done.__setitem__(i, d))
@@ -142,10 +144,10 @@ def score_dialogues(
     quiet = speech = 0
     for meta, (moshi, words) in zip(metas, outputs, strict=True):
         qs = questions(meta)
-        for i, r in enumerate(replies(qs, moshi, words)):
+        for r in replies(qs, moshi, words):
             n += 1
             text_ok += reply_is_correct(r.question.text, r.question.answer, r.text)
-            heard = transcribe(_window(moshi, qs, i)) if transcribe else r.text
+            heard = transcribe(r.window(moshi)) if transcribe else r.text
             audio_ok += reply_is_correct(r.question.text, r.question.answer, heard)
             if r.latency is not None:
                 latencies.append(r.latency)
@@ -162,12 +164,6 @@ def score_dialogues(
     }
 
 
-def _window(moshi: np.ndarray, qs: list, i: int) -> np.ndarray:
-    """Moshi's channel from the end of question i to the start of the next one."""
-    stop = qs[i + 1].start if i + 1 < len(qs) else len(moshi) / SAMPLE_RATE
-    return moshi[int(qs[i].end * SAMPLE_RATE) : int(stop * SAMPLE_RATE)]
-
-
 def dialogue_rows(
     recogniser: Recogniser | None,
     model_dir: Path,
@@ -180,7 +176,7 @@ def dialogue_rows(
     entries = list(read_manifest(manifest, limit))
     stereo = [read_audio_channels(e.wav) for e in entries]  # [2, T]
     metas = [e.meta for e in entries]
-    truth = [(x[0], [(w, s[0], s[1]) for w, s, who in m["alignments"] if who == "SPEAKER_MAIN"])
+    truth = [(x[0], [(w, s[0], s[1]) for w, s, who in m["alignments"] if who == MAIN_SPEAKER])
              for x, m in zip(stereo, metas, strict=True)]  # fmt: skip
     transcribe = recogniser.transcribe if recogniser is not None else None
     rows = {"corpus": score_dialogues(metas, truth, transcribe)}

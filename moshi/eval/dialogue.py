@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..audio import FRAME_RATE, FRAME_SIZE
+from ..audio import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE
 
 MAIN_SPEAKER = "SPEAKER_MAIN"  # Moshi's words in the alignments; any other label: the user
 SPEECH_RMS = 0.01  # an 80 ms frame louder than this (RMS, -40 dBFS) holds speech
@@ -33,8 +33,13 @@ class Question:
 @dataclass(frozen=True)
 class Reply:
     question: Question
+    stop: float  # seconds: the reply window ends (the next question starts, or the output ends)
     text: str  # Moshi's words in the reply window
     onset: float | None  # seconds: Moshi's first speech frame in the window (None: silent)
+
+    def window(self, moshi: np.ndarray) -> np.ndarray:
+        """Moshi's channel [T] -> the reply window of it."""
+        return moshi[round(self.question.end * SAMPLE_RATE) : round(self.stop * SAMPLE_RATE)]
 
     @property
     def latency(self) -> float | None:
@@ -100,5 +105,5 @@ def replies(
         said = [w for w, start, _ in words if q.end <= start < stop]
         lo, hi = int(np.ceil(q.end * FRAME_RATE)), int(np.ceil(stop * FRAME_RATE))
         onset = next((t / FRAME_RATE for t in range(lo, min(hi, len(loud))) if loud[t]), None)
-        out.append(Reply(q, " ".join(said), onset))
+        out.append(Reply(q, stop, " ".join(said), onset))
     return out

@@ -57,6 +57,8 @@ def test_replies_and_their_onsets():
     # The first loud frame after 2.0 s is the one starting at 2.48 s -> frame 31 (2.48 s).
     assert rs[0].onset == pytest.approx(31 / 12.5) and rs[0].latency == pytest.approx(31 / 12.5 - 2.0)
     assert rs[1].latency == pytest.approx(5.2 - 4.6)
+    assert [r.stop for r in rs] == [4.0, 6.0]  # the next question's start, the output's end
+    assert len(rs[0].window(moshi)) == 2 * SAMPLE_RATE  # 2.0 s to 4.0 s
     silent = replies(questions(META), np.zeros(6 * SAMPLE_RATE, dtype=np.float32), [])
     assert [(r.text, r.onset, r.latency) for r in silent] == [("", None, None)] * 2
 
