@@ -7,6 +7,14 @@ with the ratio of the two word error rates and STOI (the codec bar: STOI >= 0.85
     python bench/quality.py /work/corpus                      # held-out stt (users) and tts (Moshi)
     python bench/quality.py /work/corpus --limit 50 --split train
     python bench/quality.py corpus --limit 25 --codec CKPT/mimi.safetensors CKPT/mimi_config.json
+
+With `--stt`, `--tts` or `--dialogue` (model folders: a checkpoint's `consolidated/`), the
+bars of the small family's language models instead (bench/quality_lm.py says what each
+measures); `--stt` with `--tts` also reads the TTS's speech back with our STT:
+
+    python bench/quality.py corpus --limit 40 --stt runs/small-stt/checkpoints/checkpoint_002000/consolidated
+    python bench/quality.py corpus --limit 20 --tts TTS_DIR --stt STT_DIR
+    python bench/quality.py corpus --limit 20 --dialogue DIALOGUE_DIR
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from moshi.codec import load_mimi
 from moshi.eval.manifest import read_manifest, recogniser_wer
 from moshi.eval.recogniser import Recogniser
 from moshi.eval.stoi import stoi
+from moshi.lm.sampling import SamplingOptions
 
 
 def main() -> None:
@@ -35,8 +44,24 @@ def main() -> None:
         "--codec", type=Path, nargs=2, metavar=("WEIGHTS", "CONFIG"),
         help="also through this codec (a Mimi file and its config json, e.g. a checkpoint's)",
     )  # fmt: skip
+    p.add_argument("--stt", type=Path, metavar="MODEL_DIR", help="our speech-to-text model")
+    p.add_argument("--tts", type=Path, metavar="MODEL_DIR", help="our text-to-speech model")
+    p.add_argument("--dialogue", type=Path, metavar="MODEL_DIR", help="our dialogue model")
+    p.add_argument("--temp", type=float, default=0.6, help="sampling temperature of --tts and --dialogue")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed of --tts and --dialogue")
+    p.add_argument(
+        "--replies", choices=["audio", "text"], default="audio",
+        help="--dialogue: read each reply from Moshi's channel (pocketsphinx) or its text stream",
+    )  # fmt: skip
+    p.add_argument("--threads", type=int, help="torch's CPU threads (a busy machine: 1 is often faster)")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     recogniser = Recogniser(args.corpus)
+    if args.stt or args.tts or args.dialogue:
+        _models(args, recogniser)
+        if args.codec is None:
+            return
     round_trip = None
     if args.codec is not None:
         mimi = load_mimi(*args.codec)
@@ -57,6 +82,35 @@ def main() -> None:
             print(json.dumps({"bench": "quality", "metric": "codec", "manifest": rows["codec"]["manifest"],
                               "stoi_mean": round(float(np.mean(scores)), 4), "wer_ratio": round(ratio, 3),
                               "codec": str(args.codec[0])}), flush=True)  # fmt: skip
+
+
+def _models(args: argparse.Namespace, recogniser: Recogniser) -> None:
+    import quality_lm as q  # bench/quality_lm.py
+
+    def emit(metric: str, manifest: str, row: dict, **extra: object) -> None:
+        print(
+            json.dumps({"bench": "quality", "metric": metric, "manifest": manifest, **extra, **row}),
+            flush=True,
+        )
+
+    stt = q.SpeechToText(args.stt) if args.stt else None
+    if stt is not None:
+        for kind in args.kinds:
+            manifest = f"{args.split}/{kind}.jsonl"
+            emit("stt", manifest, q.stt_row(stt, args.corpus / manifest, args.limit), model=str(args.stt))
+    if args.tts:
+        manifest = f"{args.split}/tts.jsonl"
+        row = q.tts_rows(recogniser, args.tts, args.corpus / manifest, args.limit, stt, args.temp, args.seed)
+        emit("tts", manifest, row, model=str(args.tts))
+    if args.dialogue:
+        manifest = f"{args.split}/dialogues.jsonl"
+        options = SamplingOptions(
+            temp=args.temp, temp_text=args.temp, text_seed=args.seed, audio_seed=args.seed
+        )
+        reader = recogniser if args.replies == "audio" else None
+        for audio, row in q.dialogue_rows(reader, args.dialogue, args.corpus / manifest, args.limit,
+                                          options).items():  # fmt: skip
+            emit("dialogue", manifest, row, audio=audio, replies=args.replies, model=str(args.dialogue))
 
 
 def _wer_row(recogniser: Recogniser, manifest: Path, transform, limit: int | None) -> dict:

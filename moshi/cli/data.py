@@ -8,6 +8,7 @@ import json
 
 from ..data.build import build_corpus
 from ..data.synth import FAST_MOSHI_VOICE, MOSHI_VOICE, available
+from ..data.tokenizer import write_tokenizer
 from .common import UserError
 from .options import HelpFormatter
 
@@ -36,6 +37,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--workers", type=int, help="processes (when not given: one per core)")
     build.add_argument("--force", action="store_true", help="rebuild into a non-empty OUT_DIR")
     build.set_defaults(run=run)
+    tok = sub.add_parser("tokenizer", help="the text tokenizer of a built corpus (one piece per word)",
+                         description=write_tokenizer.__doc__, formatter_class=HelpFormatter)  # fmt: skip
+    tok.add_argument("corpus", metavar="CORPUS", help="a corpus made by `moshi data build`")
+    tok.add_argument("--out", help="where to write it (when not given: CORPUS/tokenizer.model)")
+    tok.set_defaults(run=run_tokenizer)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,4 +57,13 @@ def run(args: argparse.Namespace) -> int:
     except (FileExistsError, ValueError) as e:
         raise UserError(str(e)) from e
     print(json.dumps({"out_dir": args.out_dir, "hours": summary["total_hours"]}))
+    return 0
+
+
+def run_tokenizer(args: argparse.Namespace) -> int:
+    try:
+        path = write_tokenizer(args.corpus, args.out)
+    except (FileNotFoundError, ValueError) as e:
+        raise UserError(str(e)) from e
+    print(json.dumps({"tokenizer": str(path)}))
     return 0

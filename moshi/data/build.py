@@ -6,6 +6,7 @@ Layout under `out_dir`:
         with NNNNNN.json beside each: {"alignments": [[word, [start, end], speaker], ...],
         "voice": ..., and "text" (mono) or "exchanges" (dialogues)}.
     grammar.jsgf, vocab.txt, lexicon.dic: the grammar for the recogniser (`moshi.eval`).
+    tokenizer.model: the LMs' text tokenizer, one piece per word of vocab.txt (tokenizer.py).
     corpus.json: the arguments, the voices and hours of each manifest.
 
 Two passes: every voice speaks each word it needs once (`synth.synth_words`, cached in
@@ -32,6 +33,7 @@ from . import jsgf
 from .dialogue import render_dialogue, render_utterance
 from .plan import KINDS, SPLITS, Item, plan
 from .synth import MOSHI_VOICE, Voice, synth_words
+from .tokenizer import write_tokenizer
 
 log = logging.getLogger(__name__)
 _WORDS_DIR = ".words"
@@ -148,5 +150,6 @@ def _write_index(out: Path, items: list[Item], durations: dict[str, float]) -> d
     (out / "grammar.jsgf").write_text(jsgf.jsgf())
     (out / "vocab.txt").write_text("\n".join(jsgf.vocabulary()) + "\n")
     (out / "lexicon.dic").write_text(jsgf.lexicon())
+    write_tokenizer(out)
     voices = {s: sorted({it.voice.id for it in items if it.split == s}) for s in SPLITS}
     return {"hours": hours, "total_hours": round(sum(hours.values()), 4), "voices": voices}

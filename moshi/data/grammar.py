@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -240,3 +241,32 @@ def sample_sentence(rng: random.Random, heldout: bool) -> str:
 
 def words(sentence: str) -> list[str]:
     return sentence.split()
+
+
+# Words of the answer templates that carry no content ("it is {c}", "the {t} is {c}").
+_ANSWER_FILLERS = frozenset(["the", "is", "it", "that", "makes", "there", "are", "will", "be", "spelled"])
+_CHAT_KINDS = ("greeting", "smalltalk")
+_REPLY_SLACK = 2  # a reply may be at most this many times longer than the corpus' answer
+
+
+def reply_is_correct(question: str, answer: str, reply: str) -> bool:
+    """Whether `reply` answers `question` as the corpus' `answer` does. Small talk: the reply
+    is one of its rule's answers. Otherwise the reply holds, in order, the answer's content
+    words (its words left once the question's words and the templates' fillers are taken
+    out; for "say" exchanges, the word itself), and is not over twice the answer's length."""
+    said = reply.split()
+    for rule in RULES:
+        if rule.kind in _CHAT_KINDS and question in rule.questions:
+            return reply in rule.answers
+    left = Counter(question.split())
+    content = []
+    for w in answer.split():
+        if left[w] > 0:
+            left[w] -= 1
+        elif w not in _ANSWER_FILLERS:
+            content.append(w)
+    content = content or [w for w in answer.split() if w not in _ANSWER_FILLERS]
+    if not said or len(said) > _REPLY_SLACK * len(answer.split()):
+        return False
+    rest = iter(said)
+    return all(w in rest for w in content)  # a subsequence

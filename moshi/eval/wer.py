@@ -59,3 +59,37 @@ def corpus_wer(pairs: list[tuple[str, str]]) -> float:
     """Errors over all (reference, hypothesis) pairs / their reference words."""
     total = sum((word_errors(r, h) for r, h in pairs), Errors())
     return total.rate
+
+
+def matched_words(reference: list[str], hypothesis: list[str]) -> list[tuple[int, int]]:
+    """(i, j) pairs of the words a longest common subsequence matches: reference[i] ==
+    hypothesis[j], both in order; what word times are compared on."""
+    n, m = len(reference), len(hypothesis)
+    lcs = [[0] * (m + 1) for _ in range(n + 1)]  # lcs[i][j]: of reference[i:] and hypothesis[j:]
+    for i in range(n - 1, -1, -1):
+        for j in range(m - 1, -1, -1):
+            same = reference[i] == hypothesis[j]
+            lcs[i][j] = lcs[i + 1][j + 1] + 1 if same else max(lcs[i + 1][j], lcs[i][j + 1])
+    pairs, i, j = [], 0, 0
+    while i < n and j < m:
+        if reference[i] == hypothesis[j]:
+            pairs.append((i, j))
+            i, j = i + 1, j + 1
+        elif lcs[i + 1][j] >= lcs[i][j + 1]:
+            i += 1
+        else:
+            j += 1
+    return pairs
+
+
+def timed_word_errors(
+    truths: list[list[tuple[str, float]]], heard: list[list[tuple[str, float]]]
+) -> tuple[Errors, list[float]]:
+    """Transcripts (word, start seconds) against the true ones: the word errors, and the
+    start-time errors (seconds) of the words both agree on (`matched_words`)."""
+    total, starts = Errors(), []
+    for truth, words in zip(truths, heard, strict=True):
+        ref, hyp = [w for w, _ in truth], [w for w, _ in words]
+        total += word_errors(ref, hyp)
+        starts += [abs(words[j][1] - truth[i][1]) for i, j in matched_words(ref, hyp)]
+    return total, starts

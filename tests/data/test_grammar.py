@@ -2,6 +2,8 @@
 
 import random
 
+import pytest
+
 from moshi.data import grammar, jsgf, vocabulary
 from moshi.data.plan import plan
 from moshi.data.synth import FAST_MOSHI_VOICE, voices_of
@@ -62,3 +64,30 @@ def test_voices_and_plan_split():
             assert it.voice == FAST_MOSHI_VOICE
         else:
             assert (it.voice in held) == (it.split == "heldout")
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "reply", "correct"),
+    [
+        ("how much is four minus three", "it is one", "it is one", True),
+        ("how much is four minus three", "it is one", "four minus three is one", True),  # another template
+        ("how much is four minus three", "it is one", "it is two", False),
+        ("what is zero plus five", "zero plus five is five", "it is five", True),  # content: the last five
+        ("say cat", "cat", "cat", True),
+        ("say cat", "cat", "dog", False),
+        ("spell the word rain", "rain is spelled r a i n", "r a i n", True),
+        ("spell the word rain", "rain is spelled r a i n", "r i n", False),
+        ("is the bear green", "no the bear is brown", "yes the bear is brown", False),
+        ("how are you", "i am fine thank you", "i am doing well thanks", True),  # any small-talk answer
+        ("how are you", "i am fine thank you", "my name is moshi", False),
+        ("what is one plus one", "it is two", "", False),
+        ("what is one plus one", "it is two", "two two two two two two two", False),  # babble
+    ],
+)
+def test_reply_is_correct(question, answer, reply, correct):
+    assert grammar.reply_is_correct(question, answer, reply) is correct
+
+
+def test_every_answer_is_a_correct_reply():
+    for ex in _sample(5, 500, False) + _sample(5, 200, True):
+        assert grammar.reply_is_correct(ex.question, ex.answer, ex.answer), ex

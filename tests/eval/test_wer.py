@@ -1,6 +1,6 @@
 import pytest
 
-from moshi.eval.wer import Errors, corpus_wer, word_errors
+from moshi.eval.wer import Errors, corpus_wer, matched_words, timed_word_errors, word_errors
 
 
 @pytest.mark.parametrize(
@@ -25,3 +25,19 @@ def test_rates():
     assert word_errors("a b c d", "a b").rate == 0.5
     assert word_errors("", "").rate == 0.0 and word_errors("", "x").rate == 1.0
     assert corpus_wer([("a b", "a b"), ("c d e f", "c")]) == pytest.approx(3 / 6)
+
+
+def test_matched_words_pair_equal_words_in_order():
+    assert matched_words(["a", "b", "c", "d"], ["a", "x", "c", "d", "e"]) == [(0, 0), (2, 2), (3, 3)]
+    assert matched_words(["a", "a", "b"], ["a", "b"]) == [(0, 0), (2, 1)]
+    assert matched_words([], ["a"]) == []
+
+
+def test_timed_word_errors_on_a_synthetic_transcript():
+    truth = [[("what", 0.30), ("is", 0.72), ("two", 1.00), ("plus", 1.40), ("two", 1.90)]]
+    # "is" is missed, "three" replaces the last "two"; the three matched words are 40, 80
+    # and 20 ms off.
+    heard = [[("what", 0.34), ("two", 0.92), ("plus", 1.42), ("three", 1.88)]]
+    errors, starts = timed_word_errors(truth, heard)
+    assert errors == Errors(1, 1, 0, 5)
+    assert starts == pytest.approx([0.04, 0.08, 0.02])

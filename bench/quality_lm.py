@@ -1,0 +1,185 @@
+"""The LM bars of issue 13 against the corpus' held-out set (bench/quality.py's --stt, --tts
+and --dialogue): each model is a folder with its config.json (a checkpoint's
+`consolidated/`, whose config names the codec and the tokenizer).
+
+- stt: word error rate on held-out audio (users' voices; Moshi's voice too), and the median
+  distance between our word starts and the corpus' true ones (bars: <= 10 %, <= 100 ms);
+- tts: held-out sentences spoken by our TTS; pocketsphinx's word error rate on them against
+  its rate on the synthesiser's own rendering (bar: ratio <= 1.2), and our STT's (<= 10 %);
+- dialogue: the user's channel of held-out dialogues through the real-time engine; each
+  question's reply, transcribed from Moshi's channel by pocketsphinx, is correct (the
+  grammar's check, bar: >= 80 %), starts soon after the question (median <= 1.0 s), and
+  Moshi is quiet while the user speaks (>= 90 % of those frames). The same numbers on the
+  corpus' own Moshi channel (`audio: "corpus"`) show what the measure gives the truth.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from moshi.audio import FRAME_RATE, SAMPLE_RATE, read_audio, read_audio_channels
+from moshi.data.grammar import reply_is_correct
+from moshi.eval.dialogue import MAIN_SPEAKER, questions, quiet_while_user_speaks, replies, user_speech
+from moshi.eval.manifest import Entry, read_manifest
+from moshi.eval.recogniser import Recogniser
+from moshi.eval.wer import Errors, timed_word_errors, word_errors
+from moshi.lm.sampling import SamplingOptions
+from moshi.models import ModelFiles
+from moshi.stream.engine import Engine
+from moshi.stream.offline import Dialogue, run_dialogues
+from moshi.stt.transcribe import transcribe_batch
+from moshi.stt.transcript import Word
+from moshi.tts import load_tts
+
+BATCH = 8  # files run at once
+USER_CHANNEL = 1  # dialogues: left = Moshi, right = the user
+MAX_TAIL_S = 4.0  # dialogue: at most this much output after the user's audio
+
+
+def _median_ms(values: list[float]) -> float | None:
+    return round(1000 * statistics.median(values), 1) if values else None
+
+
+def _batches(items: list, size: int = BATCH) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class SpeechToText:
+    """Our STT model (a model folder) over lists of audio."""
+
+    def __init__(self, model_dir: Path):
+        files = ModelFiles.resolve(str(model_dir))
+        self.lm = files.load_lm(dtype=torch.float32)
+        self.mimi = files.load_mimi()
+        self.tokenizer = files.load_tokenizer()
+        self.timing = files.config.stt_config
+
+    def words(self, pcms: list[np.ndarray]) -> list[list[Word]]:
+        out = []
+        for batch in _batches(pcms):
+            out += [t.words for t in transcribe_batch(self.lm, self.mimi, batch, self.tokenizer, self.timing)]
+        return out
+
+
+def _truth(entry: Entry) -> list[tuple[str, float]]:
+    return [(w, span[0]) for w, span, _ in entry.meta["alignments"]]
+
+
+def stt_row(stt: SpeechToText, manifest: Path, limit: int | None) -> dict:
+    entries = list(read_manifest(manifest, limit))
+    heard = [[(w.text, w.start) for w in ws] for ws in stt.words([read_audio(e.wav) for e in entries])]
+    total, starts = timed_word_errors([_truth(e) for e in entries], heard)
+    return {"files": len(entries), "words": total.reference_words, "wer": round(total.rate, 4),
+            "start_error_median_ms": _median_ms(starts), "words_timed": len(starts)}  # fmt: skip
+
+
+@torch.no_grad()
+def tts_speech(model_dir: Path, texts: list[str], temp: float, seed: int) -> list[np.ndarray]:
+    """Our TTS's audio [T] of each text."""
+    tts, mimi = load_tts(ModelFiles.resolve(str(model_dir)), dtype=torch.float32, cuda_graphs=False,
+                         temp=temp, seed=seed)  # fmt: skip
+    out = []
+    for batch in _batches(texts):
+        for result in tts.generate_batch([[t] for t in batch]):
+            codes = result.audio_codes.clamp(min=0)  # [1, n_q, T]
+            out.append(mimi.decode(codes)[0, 0].numpy())
+    return out
+
+
+def recogniser_errors(recogniser: Recogniser, texts: list[str], pcms: list[np.ndarray]) -> Errors:
+    return sum((word_errors(t, recogniser.transcribe(p)) for t, p in zip(texts, pcms, strict=True)), Errors())
+
+
+def tts_rows(
+    recogniser: Recogniser, model_dir: Path, manifest: Path, limit: int | None,
+    stt: SpeechToText | None, temp: float, seed: int,
+) -> dict:  # fmt: skip
+    entries = list(read_manifest(manifest, limit))
+    texts = [e.text for e in entries]
+    ours = tts_speech(model_dir, texts, temp, seed)
+    theirs = recogniser_errors(recogniser, texts, [read_audio(e.wav) for e in entries])
+    mine = recogniser_errors(recogniser, texts, ours)
+    row = {"files": len(entries), "words": mine.reference_words, "recogniser_wer": round(mine.rate, 4),
+           "recogniser_wer_synthesiser": round(theirs.rate, 4),
+           "wer_ratio": round(mine.rate / theirs.rate, 3) if theirs.rate else None,
+           "seconds_of_speech": round(sum(len(p) for p in ours) / SAMPLE_RATE, 1)}  # fmt: skip
+    if stt is not None:
+        heard = stt.words(ours)
+        pairs = zip(texts, heard, strict=True)
+        row["stt_wer"] = round(sum((word_errors(t, [w.text for w in h]) for t, h in pairs), Errors()).rate, 4)
+    return row
+
+
+def dialogue_outputs(
+    model_dir: Path, users: list[np.ndarray], options: SamplingOptions
+) -> list[tuple[np.ndarray, list[tuple[str, float, float]]]]:
+    """The user's channels [T] through the engine -> (Moshi's channel [T'], its words)."""
+    files = ModelFiles.resolve(str(model_dir))
+    lm, mimi, tokenizer = files.load_lm(dtype=torch.float32), files.load_mimi(), files.load_tokenizer()
+    dialogues = [Dialogue.of(u, round(MAX_TAIL_S * FRAME_RATE)) for u in users]
+    done: dict[int, Dialogue] = {}
+    with Engine(mimi, lm, tokenizer, min(BATCH, len(users)), options, cuda_graphs=False) as engine:
+        run_dialogues(engine, dialogues, options, on_done=lambda i, d: done.__setitem__(i, d))
+    eop = files.config.lm.text_end_padding_id
+    out = []
+    for i in range(len(users)):
+        words = done[i].transcript(tokenizer, eop).words
+        out.append((done[i].moshi_pcm(), [(w.text, w.start, w.end) for w in words]))
+    return out
+
+
+def score_dialogues(
+    metas: list[dict], outputs: list[tuple[np.ndarray, list[tuple[str, float, float]]]],
+    transcribe: Callable[[np.ndarray], str] | None,
+) -> dict:  # fmt: skip
+    """Issue 13's dialogue figures from each dialogue's metadata and Moshi's (channel, words).
+    `transcribe`: what reads each reply from Moshi's channel (None: its own words instead)."""
+    text_ok = audio_ok = n = 0
+    latencies: list[float] = []
+    quiet = speech = 0
+    for meta, (moshi, words) in zip(metas, outputs, strict=True):
+        qs = questions(meta)
+        for r in replies(qs, moshi, words):
+            n += 1
+            text_ok += reply_is_correct(r.question.text, r.question.answer, r.text)
+            heard = transcribe(r.window(moshi)) if transcribe else r.text
+            audio_ok += reply_is_correct(r.question.text, r.question.answer, heard)
+            if r.latency is not None:
+                latencies.append(r.latency)
+        q, s = quiet_while_user_speaks(moshi, user_speech(meta))
+        quiet, speech = quiet + q, speech + s
+    return {
+        "dialogues": len(metas),
+        "questions": n,
+        "reply_correct": round(audio_ok / max(n, 1), 3),
+        "reply_correct_text": round(text_ok / max(n, 1), 3),
+        "replied": round(len(latencies) / max(n, 1), 3),
+        "latency_median_s": round(statistics.median(latencies), 2) if latencies else None,
+        "quiet_while_user_speaks": round(quiet / max(speech, 1), 3),
+    }
+
+
+def dialogue_rows(
+    recogniser: Recogniser | None,
+    model_dir: Path,
+    manifest: Path,
+    limit: int | None,
+    options: SamplingOptions,
+) -> dict[str, dict]:
+    """{"corpus": the figures of the corpus' own Moshi, "model": ours}; replies read by the
+    recogniser from Moshi's channel (None: from Moshi's own text stream)."""
+    entries = list(read_manifest(manifest, limit))
+    stereo = [read_audio_channels(e.wav) for e in entries]  # [2, T]
+    metas = [e.meta for e in entries]
+    truth = [(x[0], [(w, s[0], s[1]) for w, s, who in m["alignments"] if who == MAIN_SPEAKER])
+             for x, m in zip(stereo, metas, strict=True)]  # fmt: skip
+    transcribe = recogniser.transcribe if recogniser is not None else None
+    rows = {"corpus": score_dialogues(metas, truth, transcribe)}
+    outputs = dialogue_outputs(model_dir, [x[USER_CHANNEL] for x in stereo], options)
+    rows["model"] = score_dialogues(metas, outputs, transcribe)
+    return rows
