@@ -7,8 +7,9 @@
 Weights are random (speed does not depend on their values), in the real configurations:
 
 - `stt-1b-en_fr`: ms per 80 ms frame, Mimi's streaming encode (32 codebooks) + one LM step
-  (no depformer), as `moshi transcribe` runs it, in float32, bfloat16 (the LM's weights, as
-  `--dtype bfloat16`) and int8 (`moshi.quantize` on the LM and Mimi). Its config is
+  (no depformer), as `moshi transcribe` runs it, in float32, bfloat16 and int8
+  (`moshi.quantize` on the LM and Mimi, as `--dtype bfloat16` and `--int8` load them on a
+  CPU). Its config is
   tests/fixtures/stt_26b_config.json (kyutai/stt-2.6b-en) changed where stt-1b-en_fr differs
   (`STT_1B`, from the model cards: 16 layers of 16 heads, context 750, an 8000-token text
   vocabulary, the 4 x 6 voice-activity heads, 0.5 s text delay). Goal: <= 80 ms.
@@ -89,11 +90,11 @@ def params_m(model: torch.nn.Module) -> float:
     return round(sum(p.numel() for p in model.parameters()) / 1e6, 1)
 
 
-def random_lm(cfg: LMConfig, dtype: torch.dtype) -> LMModel:
+def random_lm(cfg: LMConfig) -> LMModel:
+    """A float32 LM of `cfg` with seeded random weights (speed does not depend on them)."""
     torch.manual_seed(0)
     lm = LMModel(cfg)
     tts_bench.randomize(lm)
-    tts_bench.cast_lm(lm, dtype)
     return lm.eval()
 
 
@@ -144,16 +145,13 @@ def bench_stt(args: argparse.Namespace, floor: Floor, emit: Emit) -> None:
     for precision in ("float32", "bfloat16", "int8"):
         mimi = random_mimi(args.smoke, 32)
         cfg = stt_config(args.smoke, mimi)
-        dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
-        lm = random_lm(cfg, dtype)
+        lm = random_lm(cfg)
         params = params_m(lm)
-        if precision == "int8":
-            quantize.apply_lm(lm)
-            quantize.apply(mimi)
+        low_precision(lm, mimi, precision)
         runs = [stt_frames(lm, mimi, frames, warmup, floor) for _ in range(args.repeat)]
         line = min(runs, key=lambda r: r["frame_ms"])
         kind = "exact" if precision == "float32" else "approximate (opt-in)"
-        mimi_precision = "int8" if precision == "int8" else "float32"
+        mimi_precision = precision
         emit(
             bench="stt-1b-en_fr",
             precision=precision,
@@ -165,15 +163,26 @@ def bench_stt(args: argparse.Namespace, floor: Floor, emit: Emit) -> None:
         del lm, mimi
 
 
-def tts_model(smoke: bool, dtype: torch.dtype, steps: int) -> tuple[TTS, Mimi, dict]:
+def low_precision(lm: LMModel, mimi: Mimi, precision: str) -> None:
+    """The opt-in weights of `precision` (bfloat16 or int8) in the LM and Mimi, as
+    `--dtype bfloat16` and `--int8` load them on a CPU; float32 leaves both exact."""
+    if precision != "float32":
+        quantize.apply_lm(lm, precision)
+        quantize.apply(mimi, precision)
+
+
+def tts_model(smoke: bool, precision: str, steps: int) -> tuple[TTS, Mimi, dict]:
     """The released TTS config with random weights (the tiny bench/tts.py one for --smoke)."""
     if smoke:
-        tts, mimi, conditions = tts_bench.build("tiny", "cpu", dtype, smoke=True)
+        tts, mimi, conditions = tts_bench.build("tiny", "cpu", torch.float32, smoke=True)
+        low_precision(tts.model, mimi, precision)
         return tts, mimi, conditions
     raw = json.loads((FIXTURES / "tts_16b_checkpoint_keys.json").read_text())["config"]
     kcfg = KyutaiConfig.parse(raw)
     config = TTSConfig.parse(kcfg)
-    lm = random_lm(kcfg.lm, dtype)
+    lm = random_lm(kcfg.lm)
+    mimi = random_mimi(False, lm.config.dep_q)
+    low_precision(lm, mimi, precision)
     tts = TTS(
         lm,
         tts_bench.TOKENIZER,
@@ -183,7 +192,6 @@ def tts_model(smoke: bool, dtype: torch.dtype, steps: int) -> tuple[TTS, Mimi, d
         seed=0,
         max_steps=steps,
     )
-    mimi = random_mimi(False, lm.config.dep_q)
     voice = tts_bench.speakers_condition([torch.randn(125, 512)])
     return tts, mimi, {"speaker_wavs": voice, "control": "ok", "cfg": "2.0"}
 
@@ -225,14 +233,11 @@ def tts_run(tts: TTS, mimi: Mimi, conditions: dict, floor: Floor) -> dict:
 
 
 def bench_tts(args: argparse.Namespace, floor: Floor, emit: Emit) -> None:
-    for precision in ("float32", "bfloat16"):
-        dtype = getattr(torch, precision)
-        tts, mimi, conditions = tts_model(args.smoke, dtype, 12 if args.smoke else args.tts_steps)
+    for precision in ("float32", "bfloat16", "int8"):
+        tts, mimi, conditions = tts_model(args.smoke, precision, 12 if args.smoke else args.tts_steps)
         runs = [tts_run(tts, mimi, conditions, floor) for _ in range(args.repeat)]
         line = min(runs, key=lambda r: r["rtf"])
-        config = dict(
-            batch=1, n_q=tts.model.config.n_q, delay_steps=tts.delay_steps, params_m=params_m(tts.model)
-        )
+        config = dict(batch=1, n_q=tts.model.config.n_q, delay_steps=tts.delay_steps)
         emit(bench="tts-1.6b-en_fr", precision=precision, **config, **line)
         del tts, mimi
 
@@ -291,7 +296,7 @@ def bench_mimi(args: argparse.Namespace, floor: Floor, emit: Emit) -> None:
 
 def bench_lm_small(args: argparse.Namespace, floor: Floor, emit: Emit) -> None:
     if args.smoke:
-        lm = random_lm(LMConfig(**TINY_LM, **TINY_DEPFORMER), torch.float32)
+        lm = random_lm(LMConfig(**TINY_LM, **TINY_DEPFORMER))
     else:
         lm = lm_bench.random_model("lm-small", "cpu", torch.float32)
     gen = Generator(lm, temp=0.8, temp_text=0.7, top_k=250, top_k_text=25, seed=0)

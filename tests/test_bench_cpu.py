@@ -28,6 +28,7 @@ def test_cpu_bench_smoke():
         ("stt-1b-en_fr", "int8"),
         ("tts-1.6b-en_fr", "float32"),
         ("tts-1.6b-en_fr", "bfloat16"),
+        ("tts-1.6b-en_fr", "int8"),
         ("mimi-stream", None),
         ("lm-small", None),
     ]
