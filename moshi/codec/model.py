@@ -110,8 +110,9 @@ class Mimi(nn.Module):
         """pcm [B, 1, F * frame_size] -> latent [B, dimension, F]."""
         return self.downsample(self.encoder_transformer(self.encoder(pcm)))
 
-    def _synthesize(self, latent: Tensor) -> Tensor:
-        """latent [B, dimension, F] -> pcm [B, 1, F * frame_size]."""
+    def synthesize(self, latent: Tensor) -> Tensor:
+        """latent [B, dimension, F] -> pcm [B, 1, F * frame_size] (differentiable: `decode`
+        is this on `decode_latent`)."""
         return self.decoder(self.decoder_transformer(self.upsample(latent)))
 
     @torch.no_grad()
@@ -129,7 +130,7 @@ class Mimi(nn.Module):
     @full_float32
     def decode(self, codes: Tensor) -> Tensor:
         """codes [B, K, F] -> pcm [B, 1, F * frame_size]."""
-        return self._synthesize(self.decode_latent(codes))
+        return self.synthesize(self.decode_latent(codes))
 
     def forward(
         self, pcm: Tensor, num_codebooks: int | None = None, opts: VQTraining | None = None
@@ -145,7 +146,7 @@ class Mimi(nn.Module):
                 f"got {pcm.shape[-1]}{' while streaming' if self.is_streaming else ''}"
             )
         q = self.quantizer(self._latent(pcm), num_codebooks or self.total_codebooks, opts)
-        return self._synthesize(q.latent), q
+        return self.synthesize(q.latent), q
 
     # -- streaming -------------------------------------------------------------------------
     @contextmanager

@@ -4,12 +4,13 @@ stream built from the word alignments, laid out as `LMModel.forward(codes)` take
     item [K, T] int64, K = 1 + n_q, T = ceil(duration_sec * 12.5):
       dialogue  row 0 Moshi's words (SPEAKER_MAIN), rows 1..dep_q the left channel (Moshi),
                 rows dep_q+1..n_q the right channel (the user)  (stereo files)
-      stt       row 0 the words, `stt_config.audio_delay_seconds` behind the audio; rows 1..n_q
-                the audio  (mono files)
+      stt       row 0 the words, `stt_config.audio_delay_seconds` plus one frame behind the
+                audio (STT_STEP_LAG_S); rows 1..n_q the audio  (mono files)
       tts       row 0 the words, `tts_config.audio_delay` ahead of the audio; rows 1..n_q the
                 audio  (mono files)
     -1 (the zero token: embeds to zero, no loss) where a row is undefined: past the end of
-    the file, and text before it can start (speech-to-text).
+    the file. Speech-to-text's text before the file's start is padding (nothing was said), as
+    the model's own padding is what it reads there when it transcribes.
 
 Every file is checked and encoded (or found in the codes cache) when the dataset is made; a
 bad one (missing or malformed alignments, a word outside the audio, an unreadable file, the
@@ -60,6 +61,12 @@ WORD_SLACK_S = 1 / FRAME_RATE  # alignments may end up to one frame after the au
 
 log = logging.getLogger(__name__)
 
+# A streaming step that has heard frame t writes the text of training position t + 1 (where
+# LMModel.forward has seen frame t), and the transcriber dates step t's token at frame t less
+# the delay (Kyutai's scripts do the same): so speech-to-text's training text runs one frame
+# later than `audio_delay_seconds` says, and word times come out where the words start.
+STT_STEP_LAG_S = 1 / FRAME_RATE
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -69,12 +76,13 @@ class Layout:
     codebooks: int  # Mimi codebooks per channel
     delay_s: float  # seconds the audio lags the text (< 0: the text lags the audio)
     main_only: bool  # only the main speaker's words make the text
+    padding_before_start: bool = False  # text before the file's start: padding, not unknown (-1)
 
 
 def task_layout(task: str, config: KyutaiConfig | LMConfig, delay_s: float | None = None) -> Layout:
-    """The layout of `task` for a model. `delay_s` overrides the delay read from the config
-    (`stt_config.audio_delay_seconds`, `tts_config.audio_delay`); with an LMConfig alone,
-    speech-to-text and text-to-speech need it."""
+    """The layout of `task` for a model. `delay_s` overrides the text's delay read from the
+    config (-`stt_config.audio_delay_seconds` - STT_STEP_LAG_S, `tts_config.audio_delay`);
+    with an LMConfig alone, speech-to-text and text-to-speech need it."""
     lm = config.lm if isinstance(config, KyutaiConfig) else config
     full = config if isinstance(config, KyutaiConfig) else None
     if task == "dialogue":
@@ -88,8 +96,8 @@ def task_layout(task: str, config: KyutaiConfig | LMConfig, delay_s: float | Non
         if delay_s is None:
             if full is None or "audio_delay_seconds" not in full.stt_config:
                 raise ValueError("stt needs the text delay: config.stt_config.audio_delay_seconds or delay_s")
-            delay_s = -float(full.stt_config["audio_delay_seconds"])
-        return Layout(1, lm.n_q, delay_s, main_only=False)
+            delay_s = -float(full.stt_config["audio_delay_seconds"]) - STT_STEP_LAG_S
+        return Layout(1, lm.n_q, delay_s, main_only=False, padding_before_start=True)
     if task == "tts":
         if lm.dep_q != lm.n_q:
             got = f"dep_q={lm.dep_q}, n_q={lm.n_q}"
@@ -211,6 +219,7 @@ class LMDataset:
             delay_s=lay.delay_s,
             offset_s=start / FRAME_RATE,
             main_only=lay.main_only,
+            padding_before_start=lay.padding_before_start,
             main_speaker=self.main_speaker,
             padding_id=self.lm.text_padding_id,
             end_of_padding_id=self.lm.text_end_padding_id,

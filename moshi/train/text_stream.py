@@ -16,8 +16,10 @@ One text token per 80 ms frame, aligned with the audio. The rules (those of mosh
   previous word, if any, was another speaker's), EOS before another speaker's words after
   the main speaker's;
 - with d < 0 (text after the audio: speech-to-text) the frames before the text can start,
-  the first floor((-d - o) * 12.5), are the zero token (-1: no text, no loss); so are all
-  frames when `alignments` is None (no text known, as opposed to [] = silence).
+  the first floor((-d - o) * 12.5), are the zero token (-1: no text, no loss), or with
+  `padding_before_start` what they hold (padding: nothing is said before the file starts);
+  all frames are the zero token when `alignments` is None (no text known, as opposed to [] =
+  silence).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def text_stream(
     delay_s: float = 0.0,
     offset_s: float = 0.0,
     main_only: bool = False,
+    padding_before_start: bool = False,
     main_speaker: str = MAIN_SPEAKER,
     turn_markers: bool = False,
     keep_and_shift: bool = False,
@@ -73,7 +76,9 @@ def text_stream(
             out[t] = pending.popleft()
             if t > 0 and out[t - 1] == padding_id:
                 out[t - 1] = end_of_padding_id
-    zeros = min(num_frames, max(0, math.floor(-shift * FRAME_RATE))) if delay_s < 0 else 0
+    zeros = 0
+    if delay_s < 0 and not padding_before_start:
+        zeros = min(num_frames, max(0, math.floor(-shift * FRAME_RATE)))
     out[:zeros] = [ZERO_TOKEN] * zeros
     return torch.tensor(out, dtype=torch.int64)
 

@@ -190,6 +190,27 @@ def test_training_from_released_weights(tmp_path, one_thread):
     )
 
 
+def test_decoder_only_keeps_the_codes(tmp_path, one_thread):
+    """Phase two of a codec: the decoder learns, the encoder and codebooks (so every code) stay."""
+    tiny = FIXTURES / "mimi_tiny"
+    model = CodecModelConfig(
+        config=str(tiny / "config.json"), weights=str(tiny / "weights.safetensors"), decoder_only=True
+    )
+    trainer = build_trainer(config(tmp_path, model=model), torch.device("cpu"))
+    after = trainer.generator.mimi
+    before = load_mimi(tiny / "weights.safetensors", tiny / "config.json", num_codebooks=after.num_codebooks)
+    pcm = clips(0.16)
+    for step in range(2):
+        trainer.step(pcm, step)
+    assert torch.equal(before.encode(pcm), after.encode(pcm))
+    for name, p in before.state_dict().items():
+        if name.startswith(("encoder", "downsample", "quantizer")):
+            assert torch.equal(p, after.state_dict()[name]), name
+    assert not torch.equal(before.decoder.model[0].conv.weight, after.decoder.model[0].conv.weight)
+    with pytest.raises(ValueError, match=r"needs model\.weights"):
+        CodecModelConfig(decoder_only=True)
+
+
 def test_save_mimi_round_trip(tmp_path):
     tiny = FIXTURES / "mimi_tiny"
     mimi = load_mimi(tiny / "weights.safetensors", tiny / "config.json")

@@ -34,14 +34,14 @@ def make(tmp_path, paths, mimi, config, task="dialogue", seconds=0.8, **kw) -> L
 
 @pytest.mark.parametrize(
     "task, channels, rows, delay",
-    [("dialogue", 2, 17, 0.0), ("stt", 1, 33, -0.24), ("tts", 1, 9, 0.32)],
+    [("dialogue", 2, 17, 0.0), ("stt", 1, 33, -0.24 - 0.08), ("tts", 1, 9, 0.32)],  # stt: + a step
 )
 def test_items_are_what_the_model_reads(tmp_path, data, mimi, configs, task, channels, rows, delay):
     words = (("hi", 0.1, 0.3), ("you", 0.5, 0.9, "SPEAKER_OTHER"), ("so", 1.3, 1.5))
     paths = [data("a", 2.5, channels, words), data("b", 1.0, channels, seed=1)]
     ds = make(tmp_path, paths, mimi, configs[task], task, random_crop=False)
     assert len(ds) == 3 + 1  # 32 frames -> 3 crops of 10, 13 frames -> 1
-    assert ds.layout.delay_s == delay and not ds.skipped
+    assert ds.layout.delay_s == pytest.approx(delay) and not ds.skipped
     items = [ds[i] for i in range(len(ds))]
     assert all(x.shape == (rows, 10) and x.dtype == torch.int64 for x in items)
     codes = ds.cache.codes(paths[0])  # [C, K, 32]
@@ -53,8 +53,9 @@ def test_items_are_what_the_model_reads(tmp_path, data, mimi, configs, task, cha
             [w for w in ds.files[0].words if w.speaker == "SPEAKER_MAIN" or not keep],
             ds.tokenizer,
             10,
-            delay_s=delay,
+            delay_s=ds.layout.delay_s,
             offset_s=start / 12.5,
+            padding_before_start=task == "stt",
         )
         assert torch.equal(items[n][0], text)
     batch = collate(items)
@@ -70,7 +71,8 @@ def test_the_text_row_pins_each_task_s_delay(tmp_path, data, mimi, configs):
     hi = tok.encode("hi")
     expect = {
         "dialogue": [3, 3, 3, 3, 0, *hi],  # at its audio frame
-        "stt": [-1, -1, -1, 3, 3, 3, 3, 0, *hi],  # 0.24 s = 3 frames behind, 3 zero tokens first
+        # 0.24 s + the step's lag = 4 frames behind; before the file's start padding (not -1)
+        "stt": [3, 3, 3, 3, 3, 3, 3, 3, 0, *hi],
         "tts": [0, *hi],  # 0.32 s = 4 frames ahead
     }
     for task, head in expect.items():

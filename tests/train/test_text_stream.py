@@ -81,6 +81,11 @@ def test_text_behind_the_audio_starts_with_zero_tokens_shortened_by_the_crop():
     assert got == [ZERO, ZERO, ZERO, PAD, PAD, EPAD, *HI, PAD]
 
 
+def test_padding_before_start_writes_the_truth_there():
+    got = text_stream(TWO, TOK, 9, delay_s=-0.5, offset_s=0.25, padding_before_start=True).tolist()
+    assert got == [PAD, PAD, PAD, PAD, PAD, EPAD, *HI, PAD]
+
+
 def test_text_ahead_of_the_audio_has_no_zero_tokens():
     got = text_stream(TWO, TOK, 12, delay_s=0.5).tolist()  # "so" at 0.5 s: frame 6.25
     assert got == frames(12, {5: [EPAD, *SO]})

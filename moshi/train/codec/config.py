@@ -28,6 +28,13 @@ class CodecModelConfig:
     config: str | None = None  # instead: a Kyutai Mimi config json
     weights: str | None = None  # start from these weights (what load_mimi reads); None: from scratch
     num_codebooks: int | None = None  # codebooks trained (and quantizer dropout's maximum); None: all
+    # Train the decoder alone on the codes of the frozen encoder and quantizer of `weights`: the
+    # codes of any audio stay what they were, so language models trained on them stay valid.
+    decoder_only: bool = False
+
+    def __post_init__(self) -> None:
+        if self.decoder_only and self.weights is None:
+            raise ValueError("model.decoder_only needs model.weights (the encoder to keep)")
 
     def architecture(self) -> MimiConfig:
         if self.config is not None:

@@ -27,15 +27,34 @@ from .losses import MultiScaleMelLoss, discriminator_hinge, feature_matching, ge
 
 
 class CodecGenerator(nn.Module):
-    """What the generator's optimizer trains: Mimi and the distillation projection.
+    """What the generator's optimizer trains: Mimi and the distillation projection (or, with
+    `decoder_only`, Mimi's decoder alone, fed the codes of its frozen encoder and quantizer).
     forward: pcm [B, 1, T] -> (reconstruction [B, 1, T], quantizer output, distill loss or None)."""
 
-    def __init__(self, mimi: Mimi, num_codebooks: int, vq: VQTraining, distiller: SemanticDistiller | None):
+    def __init__(
+        self,
+        mimi: Mimi,
+        num_codebooks: int,
+        vq: VQTraining,
+        distiller: SemanticDistiller | None,
+        decoder_only: bool = False,
+    ):
         super().__init__()
+        if decoder_only and distiller is not None:
+            raise ValueError("decoder_only trains no encoder: it takes no distillation teacher")
         self.mimi, self.distiller = mimi, distiller
-        self.num_codebooks, self.vq = num_codebooks, vq
+        self.num_codebooks, self.vq, self.decoder_only = num_codebooks, vq, decoder_only
+        if decoder_only:
+            for frozen in (mimi.encoder, mimi.encoder_transformer, mimi.downsample, mimi.quantizer):
+                frozen.requires_grad_(False)
 
     def forward(self, pcm: Tensor) -> tuple[Tensor, Quantized, Tensor | None]:
+        if self.decoder_only:
+            with torch.no_grad():  # the inference path: no EMA, dropout or unquantized items
+                codes = self.mimi.quantizer.encode(self.mimi.encode_to_latent(pcm), self.num_codebooks)
+                latent = self.mimi.decode_latent(codes)
+            zero = pcm.new_zeros(())
+            return self.mimi.synthesize(latent), Quantized(latent, codes, zero, latent), None
         out, q = self.mimi(pcm, self.num_codebooks, self.vq)
         return out, q, None if self.distiller is None else self.distiller(q.semantic, pcm)
 

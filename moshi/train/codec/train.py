@@ -40,7 +40,7 @@ def build_trainer(
     distiller = (
         None if teacher is None else SemanticDistiller(teacher, arch.dimension, arch.sample_rate, device)
     )
-    generator = CodecGenerator(mimi, n, cfg.quantizer, distiller).to(device)
+    generator = CodecGenerator(mimi, n, cfg.quantizer, distiller, cfg.model.decoder_only).to(device)
     if d is None:
         return CodecTrainer(generator, cfg)
     dd = d
