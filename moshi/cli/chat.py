@@ -14,7 +14,7 @@ from ..lm.config import KyutaiConfig
 from ..stream.engine import Engine
 from .audio_io import AudioIO, FileAudio, SoundCard, device_arg, list_devices
 from .chat_output import Printer, Recorder
-from .common import DIALOGUE_REPO, UserError, add_model_args
+from .common import UserError, add_model_args
 from .files import check_outputs, read_inputs
 from .loading import load, resolve_dialogue
 from .options import add_force_arg, add_sampling_args, add_subcommand, sampling_options
@@ -70,7 +70,7 @@ def add_parser(subparsers: Any) -> None:
     a.add_argument("--output-file", metavar="WAV", help="write Moshi's voice here instead of playing it")
     add_force_arg(p)
     add_sampling_args(p)
-    add_model_args(p, DIALOGUE_REPO)
+    add_model_args(p, "dialogue")
     p.set_defaults(run=run)
 
 

@@ -1,10 +1,14 @@
-"""What every subcommand shares: model selection flags (Kyutai's names), device and dtype,
-and how user errors end the program (one line on stderr, non-zero exit)."""
+"""What every subcommand shares: model selection flags (Kyutai's names, and `--model` for
+the package's own), device and dtype, and how user errors end the program (one line on
+stderr, non-zero exit)."""
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -15,10 +19,16 @@ from ..lm import LMModel
 from ..lm.lora import has_lora
 from ..models import ModelFiles
 from ..quantize import apply, apply_lm
+from ..small import model_folder, shipped_kinds
+from ..tiny import write_tiny_models
 
 DIALOGUE_REPO = "kyutai/moshiko-pytorch-bf16"
 STT_REPO = "kyutai/stt-1b-en_fr"
 TTS_REPO = "kyutai/tts-1.6b-en_fr"
+KYUTAI_REPOS = {"dialogue": DIALOGUE_REPO, "stt": STT_REPO, "tts": TTS_REPO}  # by kind of job
+JOBS = {"dialogue": "dialogue", "stt": "speech-to-text", "tts": "text-to-speech"}
+FAMILIES = ("small", "tiny")  # --model: the package's small models (moshi/small), or random tiny ones
+MODEL_FLAGS = ("hf_repo", "moshi_weight", "mimi_weight", "tokenizer", "config", "lora_weight")
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
 
@@ -26,9 +36,22 @@ class UserError(Exception):
     """A problem with the user's input: printed as one line, exit code 1 (no traceback)."""
 
 
-def add_model_args(parser: argparse.ArgumentParser, default_repo: str) -> None:
+def add_model_args(parser: argparse.ArgumentParser, kind: str, embedded_default: bool = True) -> None:
+    """The model flags of a command whose job needs a `kind` of model (dialogue, stt, tts).
+    `embedded_default`: with no model flag and no CUDA GPU, the package's small model of
+    that kind when it ships one (see `choose_model`)."""
+    parser.set_defaults(model_kind=kind, embedded_default=embedded_default)
     g = parser.add_argument_group("model selection (the same flags as Kyutai's tools)")
-    g.add_argument("--hf-repo", default=default_repo, help="Hugging Face repo holding the model files")
+    default = KYUTAI_REPOS[kind]
+    if embedded_default:
+        default += "; with no model flag and no CUDA GPU, --model small when it has this kind"
+    g.add_argument("--hf-repo", help=f"Hugging Face repo holding the model files (default: {default})")
+    g.add_argument(
+        "--model",
+        choices=FAMILIES,
+        help="small: the project's own small models, shipped inside the package (no download); "
+        "tiny: random tiny models that babble (to try a command)",
+    )
     g.add_argument("--moshi-weight", help="LM weights: local path, file:// URI, hf://owner/repo/file")
     g.add_argument("--mimi-weight", help="Mimi codec weights (same forms)")
     g.add_argument("--tokenizer", help="SentencePiece text tokenizer (same forms)")
@@ -119,8 +142,44 @@ def dtype_of(args: argparse.Namespace, device: torch.device) -> torch.dtype:
     return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 
+def choose_model(args: argparse.Namespace) -> None:
+    """Set `args.hf_repo` to the model the flags select for `args.model_kind`: `--model`'s
+    folder, `--hf-repo`, else Kyutai's repo, but on a machine without CUDA and with no model
+    flag, the package's small model when it has this kind (one line on stderr says so)."""
+    kind = args.model_kind
+    if args.model is not None:
+        if args.hf_repo is not None or args.config is not None:
+            raise UserError(f"--model {args.model} and --hf-repo/--config select two models: give one")
+        args.hf_repo = str(_family_folder(args.model, kind))
+    elif args.hf_repo is None:
+        given = any(getattr(args, flag, None) for flag in MODEL_FLAGS)
+        args.hf_repo = KYUTAI_REPOS[kind]
+        if args.embedded_default and not given and not torch.cuda.is_available() and kind in shipped_kinds():
+            args.hf_repo = str(model_folder(kind))
+            print(
+                f"no model flag and no CUDA GPU: using the package's small {JOBS[kind]} model "
+                f"(--model small); Kyutai's: --hf-repo {KYUTAI_REPOS[kind]}",
+                file=sys.stderr,
+            )
+
+
+def _family_folder(family: str, kind: str) -> Path:
+    if family == "tiny":
+        root = Path(tempfile.mkdtemp(prefix="moshi-tiny-"))
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        return write_tiny_models(root)[kind].parent
+    if kind not in shipped_kinds():
+        shipped = ", ".join(JOBS[k] for k in shipped_kinds()) or "none"
+        raise UserError(
+            f"--model small: no small {JOBS[kind]} model is shipped yet (shipped: {shipped}); "
+            f"Kyutai's: --hf-repo {KYUTAI_REPOS[kind]}"
+        )
+    return model_folder(kind)
+
+
 def model_files(args: argparse.Namespace) -> ModelFiles:
     """Resolve (and download when needed) the model files the flags name."""
+    choose_model(args)
     try:
         return ModelFiles.resolve(
             hf_repo=args.hf_repo,

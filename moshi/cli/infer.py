@@ -12,7 +12,7 @@ from typing import Any
 from ..audio import FRAME_RATE, write_wav
 from ..stream.engine import Engine
 from ..stream.offline import QUIET_SECONDS, Dialogue, run_dialogues
-from .common import DIALOGUE_REPO, UserError, add_model_args
+from .common import UserError, add_model_args
 from .files import check_output_dir, check_outputs, progress, read_inputs, unique_names
 from .loading import load, resolve_dialogue
 from .options import add_force_arg, add_sampling_args, add_subcommand, sampling_options
@@ -61,7 +61,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--batch-size", type=int, default=8, metavar="N", help="inputs run at once")
     add_force_arg(p)
     add_sampling_args(p)
-    add_model_args(p, DIALOGUE_REPO)
+    add_model_args(p, "dialogue")
     p.set_defaults(run=run)
 
 

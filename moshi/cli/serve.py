@@ -15,7 +15,6 @@ from ..stream import logs, protocol, routes, tls
 from ..stream.engine import Engine
 from ..stream.server import Server, ServerConfig
 from .common import (
-    DIALOGUE_REPO,
     UserError,
     add_model_args,
     device_of,
@@ -128,7 +127,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default="text",
         help="log lines as text, or JSON for collectors",
     )
-    add_model_args(parser, DIALOGUE_REPO)
+    add_model_args(parser, "dialogue")
     parser.set_defaults(run=run)
 
 

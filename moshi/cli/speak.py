@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 
 from ..audio import OUTPUT_FORMATS, output_format, write_audio
+from ..tiny import VOICE_FILE
 from ..tts import SpeechStream, TextInput, load_tts
 from .audio_io import SoundCard, device_arg
 from .common import (
-    TTS_REPO,
     UserError,
     add_model_args,
     device_of,
@@ -77,7 +77,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--n-q", type=int, metavar="N", help="generate only N audio codebooks (faster, coarser)")
     p.add_argument("--timings", metavar="JSON", help="write each word's start and end (seconds) here")
     add_force_arg(p)
-    add_model_args(p, TTS_REPO)
+    add_model_args(p, "tts")
     p.set_defaults(run=run)
 
 
@@ -94,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
     args.voice = args.voice or []
     text = _text_source(args)
     files = model_files(args)
+    if args.model == "tiny" and not args.voice:
+        args.voice = [str(files.lm_weights.parent / VOICE_FILE)]  # the tiny model's random voice
     lm = files.config.lm
     distilled = lm.conditioner("cfg") is not None  # CFG is a condition, else guidance runs for real
     player = _player(args.output_device) if args.play else None

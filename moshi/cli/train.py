@@ -9,7 +9,7 @@ import logging
 from typing import Any
 
 from ..train.commands import add_commands
-from .common import STT_REPO, UserError, add_model_args
+from .common import UserError, add_model_args
 from .options import HelpFormatter, add_force_arg, add_subcommand
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def add_parser(subparsers: Any) -> None:
     )
     a.add_argument("manifest", help="the .jsonl manifest")
     add_force_arg(a)
-    add_model_args(a, STT_REPO)
+    add_model_args(a, "stt", embedded_default=False)
     a.set_defaults(train_run=_annotate)
     p.set_defaults(run=_run)
 

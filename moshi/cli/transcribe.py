@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from ..stt import FORMATS, Transcript, render, transcribe_batch
 from .audio_io import device_arg
-from .common import STT_REPO, UserError, add_model_args
+from .common import UserError, add_model_args
 from .files import Input, check_output_dir, check_outputs, progress, read_inputs, unique_names
 from .loading import load_stt
 from .options import add_force_arg, add_subcommand
@@ -79,7 +79,7 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("--batch-size", type=int, default=8, metavar="N", help="inputs transcribed at once")
     add_force_arg(p)
-    add_model_args(p, STT_REPO)
+    add_model_args(p, "stt")
     p.set_defaults(run=run)
 
 

@@ -27,6 +27,7 @@ from ..lm import KyutaiConfig, LMModel
 DATA = Path(__file__).parent
 KINDS = ("dialogue", "stt", "tts")  # each: DATA/<kind>.json, an LM config in Kyutai's format
 SEED = 1234
+VOICE_FILE = "voice.safetensors"  # in the text-to-speech folder
 VOICE_FRAMES = 10  # the voice's length, in Mimi latent frames
 OUTPUT_GAIN = 0.1  # on Mimi's last layer: random weights make loud noise (RMS ~0.4, clipping)
 
@@ -63,7 +64,7 @@ def write_tiny_models(root: Path) -> dict[str, Path]:
         if "speaker_wavs" in config.get("conditioners", {}):
             dim = config["conditioners"]["speaker_wavs"]["tensor"]["dim"]
             voice = torch.randn(1, dim, VOICE_FRAMES, generator=gen)
-            save_file({"speaker_wavs": voice}, str(folder / "voice.safetensors"))
+            save_file({"speaker_wavs": voice}, str(folder / VOICE_FILE))
         configs[kind] = folder / "config.json"
     return configs
 

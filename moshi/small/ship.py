@@ -1,0 +1,162 @@
+"""Writing the shipped family from training checkpoints (`recipes/small/ship.py` is its
+command): the codec, each language model given, and the tokenizer, into one folder laid out
+as moshi/small/ describes, weights in bfloat16, with a `manifest.json`:
+
+    {"dtype": "bfloat16", "float32": [...], "commit": ..., "tokenizer": {"file", "sha256"},
+     "codec": {"weights", "config", "sha256", "parameters", "bytes", "step", "source"},
+     "stt": {...the same...}, ...}
+
+`float32`: the weights kept in float32 (key prefixes, see FLOAT32); `sha256`: the shipped
+weights file's; `parameters`: the numbers in it; `step`: the training step read from the
+source's path (`checkpoint_000500/consolidated`, `codec-008000`; null if none); `commit`:
+the code's commit the caller names. Kinds not given are absent (a previous one is removed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from ..codec import MimiConfig
+from ..lm import KyutaiConfig
+from ..lm.loading import FLOAT32_PREFIXES
+from . import CONFIG, KINDS, MANIFEST, MODEL_TYPES, model_folder
+
+DTYPE = torch.bfloat16
+MIMI_WEIGHTS, MIMI_CONFIG, TOKENIZER, LM_WEIGHTS = (
+    "mimi.safetensors",
+    "mimi_config.json",
+    "tokenizer.model",
+    "model.safetensors",
+)
+# Kept in float32: the LM's conditioners (as its loader keeps them), and Mimi's codebooks, as
+# the codes the LMs hear come from a nearest-codebook search. On tests/fixtures/hello_24k.wav
+# with mimi-small (step 8000), against its float32 weights: all in bfloat16, codebooks 1-8
+# keep 99, 98, 97, 93, 92, 78, 69, 62 % of their codes; with float32 codebooks (+0.4 MB),
+# 100, 100, 98, 97, 94, 84, 83, 76 %; with the whole encoder in float32 (`FLOAT32 + ENCODER`,
+# +5.5 MB), all of them.
+FLOAT32 = (*FLOAT32_PREFIXES, "quantizer.")
+ENCODER = ("encoder.", "encoder_transformer.", "downsample.")
+STEP = re.compile(r"(?:checkpoint_|-)(\d+)$")  # checkpoint_000500, codec-008000
+
+
+def ship(
+    out: Path,
+    codec: Path,
+    tokenizer: Path,
+    lms: dict[str, Path],
+    commit: str | None = None,
+    float32: tuple[str, ...] = FLOAT32,
+) -> dict[str, Any]:
+    """Write the family into `out` (created if needed); returns the manifest written.
+
+    codec: a folder holding `mimi.safetensors` and `mimi_config.json` (Kyutai's format).
+    lms: kind -> a `moshi train lm` checkpoint's `consolidated/` folder (`config.json`
+        naming its full weights; LoRA adapters must be merged first).
+    float32: the weights kept in float32 (names' prefixes, in the files' key names).
+    """
+    bad = sorted(set(lms) - set(KINDS))
+    if bad:
+        raise ValueError(f"kinds must be among {', '.join(KINDS)}, got {', '.join(bad)}")
+    for path in (codec / MIMI_WEIGHTS, codec / MIMI_CONFIG, tokenizer):
+        if not path.is_file():
+            raise FileNotFoundError(f"no such file: {path}")
+    MimiConfig.from_kyutai(json.loads((codec / MIMI_CONFIG).read_text()))  # refuses a bad config
+    configs = {kind: _lm_config(kind, folder) for kind, folder in lms.items()}
+
+    out.mkdir(parents=True, exist_ok=True)
+    for kind in KINDS:
+        shutil.rmtree(model_folder(kind, out), ignore_errors=True)
+    shutil.copyfile(codec / MIMI_CONFIG, out / MIMI_CONFIG)
+    shutil.copyfile(tokenizer, out / TOKENIZER)
+    manifest: dict[str, Any] = {
+        "dtype": str(DTYPE).removeprefix("torch."),
+        "float32": list(float32),
+        "commit": commit,
+        "tokenizer": {"file": TOKENIZER, "sha256": sha256(out / TOKENIZER)},
+        "codec": {
+            "weights": MIMI_WEIGHTS,
+            "config": MIMI_CONFIG,
+            **_write_weights(load_file(str(codec / MIMI_WEIGHTS)), out / MIMI_WEIGHTS, codec, float32),
+        },
+    }
+    for kind, folder in lms.items():
+        dst = model_folder(kind, out)
+        dst.mkdir()
+        data = configs[kind] | {
+            "moshi_name": LM_WEIGHTS,
+            "mimi_name": f"../{MIMI_WEIGHTS}",
+            "mimi_config_name": f"../{MIMI_CONFIG}",
+            "tokenizer_name": f"../{TOKENIZER}",
+        }
+        (dst / CONFIG).write_text(json.dumps(data, indent=1) + "\n")
+        weights = load_file(str(_beside(folder, configs[kind]["moshi_name"])))
+        manifest[kind] = {
+            "weights": f"{kind}/{LM_WEIGHTS}",
+            "config": f"{kind}/{CONFIG}",
+            **_write_weights(weights, dst / LM_WEIGHTS, folder, float32),
+        }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def training_step(source: Path) -> int | None:
+    """The step in a checkpoint's path: `.../checkpoint_000500/consolidated` -> 500,
+    `codec-008000` -> 8000; None when its name says none."""
+    for part in reversed(source.resolve().parts[-2:]):
+        m = STEP.search(part)
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def _lm_config(kind: str, folder: Path) -> dict[str, Any]:
+    path = folder / CONFIG
+    if not path.is_file():
+        raise FileNotFoundError(f"no {CONFIG} in {folder} (give a checkpoint's consolidated/ folder)")
+    data = json.loads(path.read_text())
+    got = data.get("model_type", "moshi")
+    if got != MODEL_TYPES[kind]:
+        raise ValueError(f"{path}: a {kind} model has model_type {MODEL_TYPES[kind]!r}, got {got!r}")
+    if data.get("lora"):
+        raise ValueError(f"{path} holds LoRA adapters: ship full weights (save_adapters: false)")
+    KyutaiConfig.parse(data)  # refuses what would not load
+    if not _beside(folder, data.get("moshi_name", "")).is_file():
+        raise FileNotFoundError(f"{path} names weights that are not there: {data.get('moshi_name')!r}")
+    return data
+
+
+def _beside(folder: Path, name: str) -> Path:
+    return Path(name) if Path(name).is_absolute() else folder / name
+
+
+def _write_weights(
+    state: dict[str, Tensor], path: Path, source: Path, float32: tuple[str, ...]
+) -> dict[str, Any]:
+    """Save `state` with its float tensors in bfloat16, but those named by `float32`
+    prefixes in float32; its manifest entry."""
+    keep = lambda k, v: not v.is_floating_point() or k.startswith(float32)  # noqa: E731
+    save_file({k: v if keep(k, v) else v.to(DTYPE) for k, v in state.items()}, str(path))
+    return {
+        "sha256": sha256(path),
+        "parameters": sum(v.numel() for v in state.values()),
+        "bytes": path.stat().st_size,
+        "step": training_step(source),
+        "source": str(source),
+    }

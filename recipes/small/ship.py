@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Ship the small family: write moshi/small/ (the package's models) from training checkpoints.
+
+    python recipes/small/ship.py --codec recipes/small/checkpoints/codec-008000 \\
+        --stt runs/small-stt/checkpoints/checkpoint_NNNNNN/consolidated --tokenizer corpus/tokenizer.model
+
+Kinds not given (--stt, --tts, --dialogue) are not shipped (a previous one is removed).
+Weights go in bfloat16; moshi/small/manifest.json records each file's sha256, parameters,
+training step and this checkout's commit (--commit for another). Then commit moshi/small/.
+A maintainer's step of this recipe, so not a `moshi` subcommand: the library is moshi/small/ship.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from moshi.small import KINDS
+from moshi.small.ship import ENCODER, FLOAT32, ship
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--codec", type=Path, required=True, help="folder of mimi.safetensors + mimi_config.json")
+    p.add_argument("--tokenizer", type=Path, required=True, help="the SentencePiece model the LMs read")
+    for kind in KINDS:
+        p.add_argument(f"--{kind}", type=Path, metavar="DIR", help=f"the {kind} LM's consolidated/ folder")
+    p.add_argument(
+        "--out", type=Path, default=CHECKOUT / "moshi" / "small", help="where to write (default: %(default)s)"
+    )
+    p.add_argument(
+        "--exact-codes",
+        action="store_true",
+        help="keep Mimi's encoder in float32 (+5.5 MB): the codes the LMs hear are the checkpoint's",
+    )
+    p.add_argument("--commit", help="the code's commit to record (default: this checkout's HEAD)")
+    args = p.parse_args(argv)
+    lms = {kind: getattr(args, kind) for kind in KINDS if getattr(args, kind) is not None}
+    commit = args.commit or _head()
+    try:
+        float32 = FLOAT32 + ENCODER if args.exact_codes else FLOAT32
+        manifest = ship(args.out, args.codec, args.tokenizer, lms, commit, float32)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"ship: error: {e}", file=sys.stderr)
+        return 1
+    for name in ("codec", *lms):
+        entry = manifest[name]
+        print(f"{name}: {entry['parameters'] / 1e6:.2f} M parameters, {entry['bytes'] / 1e6:.1f} MB, "
+              f"step {entry['step']}, sha256 {entry['sha256'][:12]}")  # fmt: skip
+    print(f"wrote {args.out} (commit {commit})")
+    return 0
+
+
+def _head() -> str | None:
+    r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=CHECKOUT, capture_output=True, text=True)
+    return r.stdout.strip() or None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""recipes/small/ship.py (moshi.small.ship): checkpoints in, a package folder out, in bfloat16
+with a manifest whose hashes match, that loads as a model folder; re-running it rewrites it."""
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from moshi.models import ModelFiles
+from moshi.small import shipped_kinds
+from moshi.small.ship import ENCODER, FLOAT32, sha256, ship, training_step
+from moshi.tiny import DATA, write_tiny_models
+
+RECIPE = Path(__file__).parents[2] / "recipes" / "small" / "ship.py"
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """Tiny models laid out as training writes them: a codec folder and `consolidated/` folders."""
+    root = tmp_path_factory.mktemp("checkpoints")
+    configs = write_tiny_models(root / "tiny")
+    out = {"codec": root / "codec-000300", "tokenizer": DATA / "tokenizer.model"}
+    out["codec"].mkdir()
+    for name in ("mimi.safetensors", "mimi_config.json"):
+        shutil.copy(root / "tiny" / name, out["codec"] / name)
+    for kind in ("stt", "dialogue"):
+        out[kind] = root / kind / "checkpoints" / "checkpoint_000020" / "consolidated"
+        shutil.copytree(configs[kind].parent, out[kind])
+    return out
+
+
+def _recipe():
+    spec = importlib.util.spec_from_file_location("ship_recipe", RECIPE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_round_trip(checkpoints, tmp_path, capsys):
+    out = tmp_path / "small"
+    args = ["--codec", checkpoints["codec"], "--tokenizer", checkpoints["tokenizer"], "--out", out]
+    assert _recipe().main([str(a) for a in [*args, "--stt", checkpoints["stt"], "--commit", "abc"]]) == 0
+    assert "stt: " in capsys.readouterr().out
+    assert shipped_kinds(out) == ("stt",)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["commit"] == "abc" and manifest["float32"] == list(FLOAT32)
+    for name in ("codec", "stt"):
+        assert manifest[name]["sha256"] == sha256(out / manifest[name]["weights"])
+    assert manifest["codec"]["step"] == 300 and manifest["stt"]["step"] == 20
+    assert manifest["tokenizer"]["sha256"] == sha256(checkpoints["tokenizer"])
+    assert json.loads((out / "stt" / "config.json").read_text())["mimi_name"] == "../mimi.safetensors"
+
+    original = load_file(checkpoints["stt"] / "model.safetensors")
+    shipped = load_file(out / "stt" / "model.safetensors")
+    assert {v.dtype for v in shipped.values()} == {torch.bfloat16}
+    assert manifest["stt"]["parameters"] == sum(v.numel() for v in original.values())
+    codec = load_file(out / "mimi.safetensors")
+    assert {k for k, v in codec.items() if v.dtype == torch.float32} == {
+        k for k, v in codec.items() if k.startswith("quantizer.") and v.is_floating_point()
+    }
+
+    files = ModelFiles.resolve(str(out / "stt"))
+    lm = files.load_lm(dtype=torch.float32)
+    for name, value in lm.state_dict().items():
+        assert value.dtype == torch.float32
+        torch.testing.assert_close(value, original[name], rtol=1 / 128, atol=1e-6)
+    assert files.load_mimi().encode(torch.zeros(1, 1, 1920)).shape == (1, 32, 1)  # all of tiny's codebooks
+    assert files.load_tokenizer().vocab_size == 100
+
+
+def test_rerun_replaces_the_family(checkpoints, tmp_path):
+    out = tmp_path / "small"
+    common = dict(codec=checkpoints["codec"], tokenizer=checkpoints["tokenizer"])
+    ship(out, lms={"stt": checkpoints["stt"]}, **common)
+    manifest = ship(out, lms={"dialogue": checkpoints["dialogue"]}, float32=FLOAT32 + ENCODER, **common)
+    assert shipped_kinds(out) == ("dialogue",) and "stt" not in manifest
+    codec = {k: v for k, v in load_file(out / "mimi.safetensors").items() if v.is_floating_point()}
+    assert any(k.startswith("encoder_transformer.") for k in codec)
+    assert all((v.dtype == torch.float32) == k.startswith(FLOAT32 + ENCODER) for k, v in codec.items())
+
+
+def test_a_model_of_another_kind_is_refused(checkpoints, tmp_path):
+    with pytest.raises(ValueError, match=r"tts model has model_type 'tts', got 'stt'"):
+        ship(tmp_path, checkpoints["codec"], checkpoints["tokenizer"], {"tts": checkpoints["stt"]})
+    assert not (tmp_path / "manifest.json").exists()
+
+
+def test_training_step():
+    assert training_step(Path("runs/x/checkpoints/checkpoint_000500/consolidated")) == 500
+    assert training_step(Path("recipes/small/checkpoints/codec-008000")) == 8000
+    assert training_step(Path("somewhere/else")) is None
