@@ -69,6 +69,19 @@ USER_VOICES: tuple[Voice, ...] = (
     Voice("flite", "kal16"),
     Voice("flite", "awb"),
     Voice("flite", "rms"),
+    # More training voices: espeak-ng's other human-sounding variants, each in one accent at
+    # its own speed and pitch (none is a held-out voice's variant, so held-out voices stay
+    # unheard). They come last: the held-out set does not change with them.
+    *_espeak(
+        "en-us en-gb en-gb-scotland en-029 en-gb-x-rp en-gb-x-gbclan en-gb-x-gbcwmd en-us-nyc:"
+        "Alex Alicia Andrea AnxiousAndy Denis Diogo Gene Gene2 Henrique Hugo Jacky Lee Marco "
+        "Mario Michael Nguyen RicishayMax Storm adam anika antonio aunty belinda benjamin boris "
+        "caleb ed edward edward2 grandma grandpa gustave iven iven2 iven3 iven4 john kaukovalta "
+        "klatt4 klatt5 klatt6 m8 marcelo max michel miguel norbert pablo paul pedro quincy rob "
+        "robert sandro shelby steph steph2 steph3 travis victor zac",
+        138,
+        28,
+    ),
 )  # fmt: skip  (flite's awb_time is left out: it only knows clock times)
 HELDOUT_VOICES: frozenset[str] = frozenset(
     {

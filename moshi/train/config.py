@@ -5,7 +5,7 @@ value of the wrong type an error naming the key and the expected type. moshi-fin
 `wandb.*` keys are accepted and warned about (no wandb here: metrics go to JSON lines and
 TensorBoard). Our keys: `task`, `model.config` (train a fresh model from a Kyutai
 config.json), `model.init_std`, `lora.targets`, `fsdp`, `device`, `cache_dir`,
-`eval_batches`. README.md ("Train and fine-tune") shows a full file.
+`eval_batches`, `input_dropout`. README.md ("Train and fine-tune") shows a full file.
 """
 
 from __future__ import annotations
@@ -107,6 +107,7 @@ class TrainConfig:
     device: str | None = None  # default: cuda when available
     cache_dir: str | None = None  # codec codes cache (default: RUN_DIR/../codes_cache)
     eval_batches: int = 8  # batches per evaluation
+    input_dropout: float = 0.0  # share of read-only audio tokens zeroed in training (lm_task.py)
 
     def __post_init__(self) -> None:
         positive = ("batch_size", "num_microbatches", "max_steps", "log_freq", "eval_batches")
@@ -125,6 +126,8 @@ class TrainConfig:
             )
         if self.full_finetuning == self.lora.enable:
             raise ValueError("set exactly one of full_finetuning: true and lora.enable: true")
+        if not 0 <= self.input_dropout < 1:
+            raise ValueError(f"config.input_dropout must be in [0, 1), got {self.input_dropout}")
         if not 0 <= self.optim.pct_start < 1:
             raise ValueError(f"config.optim.pct_start must be in [0, 1), got {self.optim.pct_start}")
         if self.lora.enable and (self.lora.rank < 1 or self.lora.scaling <= 0):

@@ -145,6 +145,7 @@ def train_options(config: TrainConfig) -> LMTrainOptions:
         gradient_checkpointing=config.gradient_checkpointing,
         fsdp=config.fsdp,
         eval_batches=config.eval_batches,
+        input_dropout=config.input_dropout,
     )
 
 

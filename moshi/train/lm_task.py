@@ -24,6 +24,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_state_dict,
 )
 
+from ..lm.layers import ZERO_TOKEN
 from ..lm.model import LMModel
 from .batches import Batches, CodesDataset
 from .distributed import Dist, wrap_model
@@ -47,6 +48,7 @@ class LMTrainOptions:
     gradient_checkpointing: bool = False
     fsdp: bool = False
     eval_batches: int = 8
+    input_dropout: float = 0.0  # see `drop_inputs`
 
 
 class LMTrainer:
@@ -127,8 +129,11 @@ class LMTrainer:
         conditions = None
         if self.lm.has_conditions:  # conditions absent: their learnt padding
             conditions = self.lm.prepare_conditions([{}] * codes.shape[0])
+        inputs = codes
+        if self.model.training and self.options.input_dropout:
+            inputs = drop_inputs(codes, self.lm.config.dep_q, self.options.input_dropout)
         with self.autocast:
-            out = self.model(codes, conditions)
+            out = self.model(inputs, conditions)
         return loss_parts(out, codes, weights)
 
     @torch.no_grad()
@@ -192,6 +197,17 @@ def _losses(parts: Tensor, sums: Tensor) -> dict[str, float]:
         "semantic_loss": sem / w_sem,
         "acoustic_loss": ac / w_ac,
     }
+
+
+def drop_inputs(codes: Tensor, dep_q: int, p: float) -> Tensor:
+    """codes [B, 1 + n_q, T] -> a copy where each token of the audio streams the model reads
+    but never predicts (after the text and the dep_q generated codebooks: all of them for
+    speech-to-text, the user's in a dialogue) is the zero token with probability p: a
+    regulariser, so that a small model trained on few voices cannot lean on one token."""
+    out = codes.clone()
+    read = out[:, 1 + dep_q :]
+    read[torch.rand(read.shape, device=codes.device) < p] = ZERO_TOKEN
+    return out
 
 
 def _full(t: Tensor) -> Tensor:

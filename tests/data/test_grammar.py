@@ -66,6 +66,18 @@ def test_voices_and_plan_split():
             assert (it.voice in held) == (it.split == "heldout")
 
 
+def test_heldout_voices_are_unheard_variants():
+    """A held-out espeak voice's variant (its timbre) is in no training voice, whatever the
+    accent, speed or pitch, and flite's held-out voice is flite's only one of its kind."""
+    held, train = voices_of(True), voices_of(False)
+    assert len(train) >= 60
+    variant = {v.id: v.name.split("+")[1] for v in (*held, *train) if v.engine == "espeak"}
+    held_variants = {variant[v.id] for v in held if v.id in variant}
+    assert len(held_variants) == 4
+    assert not held_variants & {variant[v.id] for v in train if v.id in variant}
+    assert not {v.name for v in held if v.engine == "flite"} & {v.name for v in train if v.engine == "flite"}
+
+
 @pytest.mark.parametrize(
     ("question", "answer", "reply", "correct"),
     [

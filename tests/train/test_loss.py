@@ -1,13 +1,15 @@
 """The LM loss (moshi-finetune's): which targets count and with what weight, against a
 hand computation; and gradient checkpointing changes no number."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from moshi.lm.config import LMConfig
+from moshi.lm.layers import ZERO_TOKEN
 from moshi.lm.model import LMOutput
 from moshi.train.distributed import Dist
-from moshi.train.lm_task import LMTrainer, LMTrainOptions
+from moshi.train.lm_task import LMTrainer, LMTrainOptions, drop_inputs
 from moshi.train.loss import LossOptions, loss_parts, loss_weights, total_loss
 from tests.support.train import PatternDataset, tiny_lm
 
@@ -89,3 +91,30 @@ def test_gradient_checkpointing_changes_no_number():
     (a, wa), (b, wb) = results
     torch.testing.assert_close(torch.tensor(b), torch.tensor(a), rtol=0, atol=1e-6)
     torch.testing.assert_close(wb, wa, rtol=0, atol=1e-6)
+
+
+def test_input_dropout_zeroes_only_the_streams_the_model_reads():
+    torch.manual_seed(0)
+    codes = torch.randint(0, 50, (4, 1 + 16, 200))
+    out = drop_inputs(codes, dep_q=8, p=0.25)
+    assert torch.equal(out[:, :9], codes[:, :9])  # text and the generated codebooks: untouched
+    read = out[:, 9:]
+    dropped = read == ZERO_TOKEN
+    assert torch.equal(read[~dropped], codes[:, 9:][~dropped])
+    assert 0.2 < dropped.float().mean().item() < 0.3
+    assert torch.equal(drop_inputs(codes, dep_q=16, p=0.5), codes)  # nothing only read
+
+
+def test_input_dropout_trains_but_never_evaluates():
+    model = tiny_lm()  # dep_q < n_q: some audio streams are only read
+    assert model.config.dep_q < model.config.n_q
+    data = PatternDataset(model, n=4, T=10)
+    losses = []
+    for p in (0.0, 0.5):
+        torch.manual_seed(0)
+        model = tiny_lm()
+        trainer = LMTrainer(model, data, LMTrainOptions(max_steps=2, batch_size=2, input_dropout=p), Dist())
+        losses.append((trainer.evaluate()["loss"], trainer.train_step()["loss"]))
+    (eval0, train0), (eval1, train1) = losses
+    assert eval1 == pytest.approx(eval0, abs=1e-6)
+    assert abs(train1 - train0) > 1e-4
