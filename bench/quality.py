@@ -7,6 +7,7 @@ with the ratio of the two word error rates and STOI (the codec bar: STOI >= 0.85
     python bench/quality.py /work/corpus                      # held-out stt (users) and tts (Moshi)
     python bench/quality.py /work/corpus --limit 50 --split train
     python bench/quality.py corpus --limit 25 --codec CKPT/mimi.safetensors CKPT/mimi_config.json
+    python bench/quality.py corpus --limit 40 --shipped   # the model card's figures (moshi/small)
 
 With `--stt`, `--tts` or `--dialogue` (model folders: a checkpoint's `consolidated/`), the
 bars of the small family's language models instead (bench/quality_lm.py says what each
@@ -53,8 +54,14 @@ def main() -> None:
         "--replies", choices=["audio", "text"], default="audio",
         help="--dialogue: read each reply from Moshi's channel (pocketsphinx) or its text stream",
     )  # fmt: skip
+    p.add_argument(
+        "--shipped", action="store_true",
+        help="the family in moshi/small (its codec and every shipped kind): the model card's figures",
+    )  # fmt: skip
     p.add_argument("--threads", type=int, help="torch's CPU threads (a busy machine: 1 is often faster)")
     args = p.parse_args()
+    if args.shipped:
+        _use_shipped(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     recogniser = Recogniser(args.corpus)
@@ -82,6 +89,15 @@ def main() -> None:
             print(json.dumps({"bench": "quality", "metric": "codec", "manifest": rows["codec"]["manifest"],
                               "stoi_mean": round(float(np.mean(scores)), 4), "wer_ratio": round(ratio, 3),
                               "codec": str(args.codec[0])}), flush=True)  # fmt: skip
+
+
+def _use_shipped(args: argparse.Namespace) -> None:
+    """--shipped: the codec and the language models of moshi/small, in place of any given."""
+    from moshi.small import FOLDER, model_folder, shipped_kinds
+
+    args.codec = (FOLDER / "mimi.safetensors", FOLDER / "mimi_config.json")
+    for kind in shipped_kinds():
+        setattr(args, kind, model_folder(kind))
 
 
 def _models(args: argparse.Namespace, recogniser: Recogniser) -> None:

@@ -96,3 +96,14 @@ def test_quality_bench_models_smoke(corpus, tmp_path):
     model = dialogue["model"]
     assert model["questions"] == truth["questions"]
     assert 0 <= model["reply_correct"] <= 1 and 0 <= model["quiet_while_user_speaks"] <= 1
+
+
+def test_quality_bench_measures_the_shipped_family(corpus):
+    from moshi.small import FOLDER, shipped_kinds
+
+    lines = _bench(corpus, "--limit", 1, "--kinds", "stt", "--shipped", "--threads", 1)
+    (codec,) = [x for x in lines if x["metric"] == "codec"]
+    assert codec["codec"] == str(FOLDER / "mimi.safetensors")
+    models = {x["metric"]: x["model"] for x in lines if "model" in x}
+    assert {k for k in models if k in ("stt", "tts")} == set(shipped_kinds()) & {"stt", "tts"}
+    assert all(Path(m).parent == FOLDER for m in models.values())
