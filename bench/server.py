@@ -4,8 +4,9 @@
     python bench/server.py --clients 8 --seconds 120
     python bench/server.py --smoke                # a few seconds (CI)
     python bench/server.py --write-tiny-config /tmp/tiny.json   # for `moshi serve --config`
+    python bench/server.py --clients 1 --seconds 300 --config MODEL/config.json   # a 5-minute conversation
 
-The server runs in its own process (`python -m moshi serve`, tiny models, one torch
+The server runs in its own process (`python -m moshi serve`, tiny models or `--config`'s, one torch
 thread by default); each client streams tests/fixtures/hello_24k.wav, looped, at real-time
 pace (Ogg/Opus, as a browser would) and reads everything back. Every `--window` seconds
 the server's health endpoint gives, over that window: model step time, and the added
@@ -209,6 +210,10 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="the server's device (cpu, cuda)")
     parser.add_argument("--smoke", action="store_true", help="a few seconds, 2 clients (CI)")
     parser.add_argument("--write-tiny-config", type=Path, metavar="PATH", help="write it and exit")
+    parser.add_argument(
+        "--config", type=Path, metavar="PATH",
+        help="serve this model (a Kyutai config.json, e.g. a dialogue checkpoint's) instead of the tiny ones",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.write_tiny_config:
         print(write_tiny_config(args.write_tiny_config))
@@ -218,7 +223,7 @@ def main() -> None:
     pcm, sr = sf.read(FIXTURES / "hello_24k.wav", dtype="float32")
     assert sr == SAMPLE_RATE and pcm.ndim == 1
     with tempfile.TemporaryDirectory() as tmp:
-        config = write_tiny_config(Path(tmp) / "config.json")
+        config = args.config or write_tiny_config(Path(tmp) / "config.json")
         port = free_port()
         log = open(Path(tmp) / "server.log", "w+b")  # noqa: SIM115 (closed with the folder)
         sessions = args.max_sessions or args.clients

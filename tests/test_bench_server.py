@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 WINDOW_KEYS = {
     "bench",
@@ -26,9 +28,15 @@ WINDOW_KEYS = {
 }
 
 
-def test_bench_server_smoke():
+@pytest.mark.parametrize("model", ["tiny", "config"])
+def test_bench_server_smoke(model, tmp_path):
+    bench = [sys.executable, str(REPO / "bench" / "server.py")]
+    flags = []
+    if model == "config":  # --config: any model folder's config.json (here the tiny one's)
+        subprocess.run([*bench, "--write-tiny-config", tmp_path / "c.json"], check=True, cwd=REPO)
+        flags = ["--config", str(tmp_path / "c.json")]
     done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "server.py"), "--smoke"],
+        [*bench, "--smoke", *flags],
         capture_output=True,
         text=True,
         timeout=60,  # a hang guard; it takes ~7 s
