@@ -48,12 +48,15 @@ def file_digest(path: Path) -> str:
 class CodesCache:
     """`store(path)`: the cache file of an audio file's codes, encoded when missing;
     `codes(path)`: the codes [C, num_codebooks, F] int64. `encoded` counts the files this
-    object had to encode."""
+    object had to encode. `tail_frames`: the file is encoded followed by that many frames of
+    silence (their codes are those of silence after this file: the codec is causal)."""
 
-    def __init__(self, folder: str | Path, mimi: Mimi, num_codebooks: int):
+    def __init__(self, folder: str | Path, mimi: Mimi, num_codebooks: int, tail_frames: int = 0):
         if not 1 <= num_codebooks <= mimi.total_codebooks:
             raise ValueError(f"num_codebooks must be in [1, {mimi.total_codebooks}], got {num_codebooks}")
-        self.mimi, self.num_codebooks = mimi, num_codebooks
+        if tail_frames < 0:
+            raise ValueError(f"tail_frames must be >= 0, got {tail_frames}")
+        self.mimi, self.num_codebooks, self.tail_frames = mimi, num_codebooks, tail_frames
         self.folder = Path(folder) / codec_fingerprint(mimi)
         self.encoded = 0
 
@@ -62,10 +65,15 @@ class CodesCache:
         AudioFileError (a ValueError naming the file) for unreadable audio."""
         from safetensors.torch import save_file
 
-        stored = self.folder / f"{file_digest(audio)}-q{self.num_codebooks}.safetensors"
+        tail = f"-t{self.tail_frames}" if self.tail_frames else ""
+        stored = self.folder / f"{file_digest(audio)}-q{self.num_codebooks}{tail}.safetensors"
         if stored.is_file():
             return stored
         pcm = read_audio_channels(audio, self.mimi.sample_rate)  # [C, T]
+        if self.tail_frames:
+            size = self.mimi.frame_size
+            whole = -(-pcm.shape[1] // size) * size  # the last frame's silence, then the tail
+            pcm = np.pad(pcm, ((0, 0), (0, whole - pcm.shape[1] + self.tail_frames * size)))
         codes = encode_channels(self.mimi, pcm, self.num_codebooks)
         self.folder.mkdir(parents=True, exist_ok=True)
         partial = stored.with_name(f".{stored.name}.{os.getpid()}.tmp")

@@ -10,7 +10,9 @@ stream built from the word alignments, laid out as `LMModel.forward(codes)` take
                 audio  (mono files)
     -1 (the zero token: embeds to zero, no loss) where a row is undefined: past the end of
     the file. Speech-to-text's text before the file's start is padding (nothing was said), as
-    the model's own padding is what it reads there when it transcribes.
+    the model's own padding is what it reads there when it transcribes; and its files go on
+    in silence for STT_SILENCE_AFTER_S (encoded after the file, text padding once the last
+    words' delayed text is out), as they do when it transcribes.
 
 Every file is checked and encoded (or found in the codes cache) when the dataset is made; a
 bad one (missing or malformed alignments, a word outside the audio, an unreadable file, the
@@ -66,6 +68,10 @@ log = logging.getLogger(__name__)
 # the delay (Kyutai's scripts do the same): so speech-to-text's training text runs one frame
 # later than `audio_delay_seconds` says, and word times come out where the words start.
 STT_STEP_LAG_S = 1 / FRAME_RATE
+# Speech-to-text also learns the silence after a file, with the last words' text in it: the
+# transcriber feeds silence after its input for the text delay to run out, and a model that
+# never heard what follows speech writes words there.
+STT_SILENCE_AFTER_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,7 @@ class Layout:
     delay_s: float  # seconds the audio lags the text (< 0: the text lags the audio)
     main_only: bool  # only the main speaker's words make the text
     padding_before_start: bool = False  # text before the file's start: padding, not unknown (-1)
+    silence_after_s: float = 0.0  # the file goes on in silence this long (text: padding)
 
 
 def task_layout(task: str, config: KyutaiConfig | LMConfig, delay_s: float | None = None) -> Layout:
@@ -97,7 +104,8 @@ def task_layout(task: str, config: KyutaiConfig | LMConfig, delay_s: float | Non
             if full is None or "audio_delay_seconds" not in full.stt_config:
                 raise ValueError("stt needs the text delay: config.stt_config.audio_delay_seconds or delay_s")
             delay_s = -float(full.stt_config["audio_delay_seconds"]) - STT_STEP_LAG_S
-        return Layout(1, lm.n_q, delay_s, main_only=False, padding_before_start=True)
+        after = STT_SILENCE_AFTER_S
+        return Layout(1, lm.n_q, delay_s, main_only=False, padding_before_start=True, silence_after_s=after)
     if task == "tts":
         if lm.dep_q != lm.n_q:
             got = f"dep_q={lm.dep_q}, n_q={lm.n_q}"
@@ -152,7 +160,8 @@ class LMDataset:
         self.num_frames = math.ceil(duration_sec * FRAME_RATE)
         self.main_speaker, self.random_crop, self.seed = main_speaker, random_crop, seed
         self.epoch = 0
-        self.cache = CodesCache(cache_dir, mimi, self.layout.codebooks)
+        tail = math.ceil(self.layout.silence_after_s * FRAME_RATE)
+        self.cache = CodesCache(cache_dir, mimi, self.layout.codebooks, tail_frames=tail)
         self.skipped: Counter[str] = Counter()
         entries = read_manifest(manifest) if isinstance(manifest, (str, Path)) else list(manifest)
         self.files: list[_File] = []

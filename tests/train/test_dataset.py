@@ -40,12 +40,14 @@ def test_items_are_what_the_model_reads(tmp_path, data, mimi, configs, task, cha
     words = (("hi", 0.1, 0.3), ("you", 0.5, 0.9, "SPEAKER_OTHER"), ("so", 1.3, 1.5))
     paths = [data("a", 2.5, channels, words), data("b", 1.0, channels, seed=1)]
     ds = make(tmp_path, paths, mimi, configs[task], task, random_crop=False)
-    assert len(ds) == 3 + 1  # 32 frames -> 3 crops of 10, 13 frames -> 1
+    tail = 13 if task == "stt" else 0  # speech-to-text's files go on in 1 s of silence
+    # 32 frames -> 3 crops of 10, 13 frames -> 1 (stt: 45 -> 4, 26 -> 2)
+    assert len(ds) == (4 + 2 if tail else 3 + 1)
     assert ds.layout.delay_s == pytest.approx(delay) and not ds.skipped
     items = [ds[i] for i in range(len(ds))]
     assert all(x.shape == (rows, 10) and x.dtype == torch.int64 for x in items)
-    codes = ds.cache.codes(paths[0])  # [C, K, 32]
-    assert codes.shape == (channels, (rows - 1) // channels, 32)
+    codes = ds.cache.codes(paths[0])  # [C, K, 32 + tail]
+    assert codes.shape == (channels, (rows - 1) // channels, 32 + tail)
     for n, start in enumerate((0, 10, 20)):
         assert torch.equal(items[n][1:], codes[..., start : start + 10].reshape(rows - 1, 10))
         keep = task == "dialogue"  # Moshi's words only; one speaker's file otherwise
@@ -58,7 +60,7 @@ def test_items_are_what_the_model_reads(tmp_path, data, mimi, configs, task, cha
             padding_before_start=task == "stt",
         )
         assert torch.equal(items[n][0], text)
-    batch = collate(items)
+    batch = collate(items[:4])
     assert batch.shape == (4, rows, 10)
     model = LMModel(configs[task].lm)  # the model takes the batch as it is
     out = model(batch, model.prepare_conditions([{}] * 4) if model.has_conditions else None)
@@ -80,6 +82,24 @@ def test_the_text_row_pins_each_task_s_delay(tmp_path, data, mimi, configs):
         ds = make(tmp_path, paths, mimi, configs[task], task, seconds=1.0, random_crop=False)
         assert ds[0][0, : len(head)].tolist() == head
         assert set(ds[0][0, len(head) :].tolist()) == {3}
+
+
+def test_speech_to_text_hears_the_silence_after_a_file(tmp_path, data, mimi, configs):
+    """The file's own codes are as without the tail (a causal codec), the tail's are those
+    of silence after it, and the last word's delayed text lands in the tail, then padding."""
+    words = (("hi", 0.2, 0.4), ("so", 0.7, 0.95))  # "so": at 0.7 s, its text 0.32 s later
+    path = data("end", 1.0, 1, words)
+    ds = make(tmp_path, [path], mimi, configs["stt"], "stt", seconds=2.0, random_crop=False)
+    item = ds[0]  # 13 file frames + 13 of silence, a crop of 25
+    alone = CodesCache(tmp_path / "plain", mimi, item.shape[0] - 1).codes(path)[0]  # [K, 13]
+    # (the last frame's deepest codebooks may round otherwise: it is encoded in another chunk)
+    assert torch.equal(item[1:, :12], alone[:, :12]) and item[1, 12] == alone[0, 12]
+    assert (item[1:, 13:] >= 0).all()
+    text = item[0].tolist()
+    so = ds.tokenizer.encode("so")
+    # "so" (its pieces from frame 12) runs into the tail, which a file alone would cut off
+    assert -1 not in text and text[12 : 12 + len(so)] == so and 12 + len(so) > 13
+    assert set(text[12 + len(so) :]) == {3}
 
 
 def test_a_short_file_is_padded_with_zero_tokens(tmp_path, data, mimi, configs):
