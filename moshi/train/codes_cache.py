@@ -70,11 +70,7 @@ class CodesCache:
         if stored.is_file():
             return stored
         pcm = read_audio_channels(audio, self.mimi.sample_rate)  # [C, T]
-        if self.tail_frames:
-            size = self.mimi.frame_size
-            whole = -(-pcm.shape[1] // size) * size  # the last frame's silence, then the tail
-            pcm = np.pad(pcm, ((0, 0), (0, whole - pcm.shape[1] + self.tail_frames * size)))
-        codes = encode_channels(self.mimi, pcm, self.num_codebooks)
+        codes = encode_channels(self.mimi, pcm, self.num_codebooks, self.tail_frames)
         self.folder.mkdir(parents=True, exist_ok=True)
         partial = stored.with_name(f".{stored.name}.{os.getpid()}.tmp")
         dtype = torch.int16 if self.mimi.cardinality <= torch.iinfo(torch.int16).max else torch.int32
@@ -106,13 +102,14 @@ def load_codes(stored: Path, start: int = 0, stop: int | None = None) -> Tensor:
 
 
 @torch.no_grad()
-def encode_channels(mimi: Mimi, pcm: np.ndarray, num_codebooks: int) -> Tensor:
-    """pcm [C, T] float32 at Mimi's rate -> codes [C, num_codebooks, ceil(T / frame_size)]
-    int64 (cpu), each channel its own stream, the last frame padded with silence."""
+def encode_channels(mimi: Mimi, pcm: np.ndarray, num_codebooks: int, tail_frames: int = 0) -> Tensor:
+    """pcm [C, T] float32 at Mimi's rate -> codes [C, num_codebooks, ceil(T / frame_size) +
+    tail_frames] int64 (cpu), each channel its own stream, the last frame padded with
+    silence, then `tail_frames` frames of silence."""
     if pcm.ndim != 2 or pcm.shape[1] == 0:
         raise ValueError(f"pcm must be [C, T] with T > 0, got shape {list(pcm.shape)}")
     size = mimi.frame_size
-    frames = -(-pcm.shape[1] // size)
+    frames = -(-pcm.shape[1] // size) + tail_frames
     padded = np.zeros((pcm.shape[0], 1, frames * size), dtype=np.float32)
     padded[:, 0, : pcm.shape[1]] = pcm
     x = torch.from_numpy(padded).to(next(mimi.parameters()).device)
