@@ -4,7 +4,7 @@ Every key is accounted for: an unknown key is an error that names it (never igno
 value of the wrong type an error naming the key and the expected type. moshi-finetune's
 `wandb.*` keys are accepted and warned about (no wandb here: metrics go to JSON lines and
 TensorBoard). Our keys: `task`, `model.config` (train a fresh model from a Kyutai
-config.json), `model.init_std`, `lora.targets`, `fsdp`, `device`, `cache_dir`,
+config.json), `model.init_std`, `model.init_from`, `lora.targets`, `fsdp`, `device`, `cache_dir`,
 `eval_batches`, `input_dropout`. README.md ("Train and fine-tune") shows a full file.
 """
 
@@ -47,6 +47,7 @@ class ModelInit:
 
     config: str | None = None
     init_std: float = 0.02
+    init_from: str | None = None  # a trained model's directory to start from (warm_start.py)
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,8 @@ class TrainConfig:
             )
         if self.full_finetuning == self.lora.enable:
             raise ValueError("set exactly one of full_finetuning: true and lora.enable: true")
+        if self.model.init_from is not None and self.model.config is None:
+            raise ValueError("config.model.init_from needs config.model.config (the model it starts)")
         if not 0 <= self.input_dropout < 1:
             raise ValueError(f"config.input_dropout must be in [0, 1), got {self.input_dropout}")
         if not 0 <= self.optim.pct_start < 1:

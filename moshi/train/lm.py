@@ -2,7 +2,8 @@
 scratch, from a YAML config (config.py), in one process or under torchrun.
 
 The model files come from `moshi_paths` (a hub repo and/or local files, as Kyutai's
-flags); `model.config` instead starts from random weights with that architecture. The
+flags); `model.config` instead starts from random weights with that architecture (or, with
+`model.init_from`, from a trained model's transformer: warm_start.py). The
 data: `data.train_data` (and `data.eval_data`), moshi-finetune's manifests, made into the
 model's streams for `task` by moshi.train.dataset, the Mimi codes cached in `cache_dir`.
 """
@@ -30,6 +31,7 @@ from .lm_task import LMTrainer, LMTrainOptions, freeze_untrained
 from .loss import LossOptions
 from .release import Release
 from .run import RunResult, prepare_run_dir, run, run_options
+from .warm_start import warm_start
 
 log = logging.getLogger(__name__)
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
@@ -59,6 +61,8 @@ def build_model(config: TrainConfig, d: Dist) -> Built:
         name = kcfg.mimi_config_name
         mimi_config = locate(name, p.hf_repo_id, here) if name else None
         model, base = fresh_model(kcfg, d.device, config.model.init_std), None
+        if config.model.init_from is not None:
+            warm_start(model, config.model.init_from)
     else:
         files = ModelFiles.resolve(
             hf_repo=p.hf_repo_id,

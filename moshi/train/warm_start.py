@@ -1,0 +1,72 @@
+"""Start a fresh multistream LM from a trained one's weights (`model.init_from`).
+
+The use that matters: a dialogue model starting from a speech-to-text model. The
+speech-to-text model already turns a voice into words; a dialogue model must do the same
+with the user's stream before it can answer. So the source's transformer, output norm,
+text embedding and text head are copied by name, and the source's *heard* audio streams
+(its `n_q - dep_q` input-only streams: all of a speech-to-text model's) become the target's
+heard streams (the user's, `emb[dep_q:]`). The target's generated streams (Moshi's own
+voice, `emb[:dep_q]`) start at zero, so at step 0 the model reads the user exactly as the
+source did; its depformer keeps its random weights.
+
+Every copied tensor must have the target's shape: a mismatch is a ValueError naming the
+tensor and both shapes (the configs' `dim`, `num_layers`, `num_heads`, `hidden_scale` and
+`text_card` must agree).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from ..lm.config import KyutaiConfig
+from ..lm.model import LMModel
+
+log = logging.getLogger(__name__)
+
+# Taken by name when the source has them; everything else keeps its fresh value.
+SHARED_PREFIXES = ("transformer.", "out_norm.", "text_emb.", "text_linear.")
+
+
+Tensors = dict[str, torch.Tensor]
+
+
+def source_tensors(source: KyutaiConfig, state: Tensors, target: LMModel) -> Tensors:
+    """The target's tensors to overwrite, by target name, from a source model's `state`."""
+    src, dst = source.lm, target.config
+    heard_src, heard_dst = src.n_q - src.dep_q, dst.n_q - dst.dep_q
+    if heard_src != heard_dst:
+        raise ValueError(f"model.init_from hears {heard_src} audio streams, the model hears {heard_dst}")
+    taken = {name: t for name, t in state.items() if name.startswith(SHARED_PREFIXES)}
+    for k in range(heard_dst):
+        taken[f"emb.{dst.dep_q + k}.weight"] = state[f"emb.{src.dep_q + k}.weight"]
+    if src.dep_q == 0:  # the source never spoke: the target's own voice starts silent
+        for k in range(dst.dep_q):
+            taken[f"emb.{k}.weight"] = torch.zeros(dst.card + 1, dst.dim)
+    return taken
+
+
+def warm_start(model: LMModel, source_dir: str | Path) -> list[str]:
+    """Overwrite `model`'s tensors from the model in `source_dir` (config.json and
+    model.safetensors, as a checkpoint's `consolidated/` holds them). Returns the names set."""
+    source_dir = Path(source_dir)
+    files = source_dir / "config.json", source_dir / "model.safetensors"
+    for f in files:
+        if not f.is_file():
+            raise ValueError(f"model.init_from: {source_dir} has no {f.name}")
+    taken = source_tensors(KyutaiConfig.load(files[0]), load_file(str(files[1])), model)
+    params = dict(model.named_parameters())
+    for name, tensor in taken.items():
+        if name not in params:
+            raise ValueError(f"model.init_from: {name} has no place in the model")
+        want = params[name]
+        if tensor.shape != want.shape:
+            got, expected = tuple(tensor.shape), tuple(want.shape)
+            raise ValueError(f"model.init_from: {name} has shape {got}, the model expects {expected}")
+        with torch.no_grad():
+            want.copy_(tensor.to(want.dtype))
+    log.info("warm start from %s: %d of %d tensors", source_dir, len(taken), len(params))
+    return sorted(taken)
