@@ -93,8 +93,8 @@ def main() -> None:
 
 def _use_shipped(args: argparse.Namespace) -> None:
     """--shipped: the codec and the language models of moshi/small, in place of any given."""
+    from moshi.codec import MIMI_CONFIG, MIMI_WEIGHTS
     from moshi.small import FOLDER, model_folder, shipped_kinds
-    from moshi.small.ship import MIMI_CONFIG, MIMI_WEIGHTS
 
     args.codec = (FOLDER / MIMI_WEIGHTS, FOLDER / MIMI_CONFIG)
     for kind in shipped_kinds():

@@ -15,6 +15,8 @@ from .config import MimiConfig
 from .model import Mimi
 
 MIMI_NAME = "tokenizer-e351c8d8-checkpoint125.safetensors"
+# The two files of a codec we save (`save_mimi`: training checkpoints, the small family).
+MIMI_WEIGHTS, MIMI_CONFIG = "mimi.safetensors", "mimi_config.json"
 
 # Kyutai's modules nest wrappers (StreamingConv1d > NormConv1d > Conv1d, a ProjectedTransformer
 # around the transformer, a VQ layer around each codebook); ours do not.

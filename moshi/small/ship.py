@@ -25,18 +25,13 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from ..codec import MimiConfig
+from ..codec import MIMI_CONFIG, MIMI_WEIGHTS, MimiConfig
 from ..lm import KyutaiConfig
 from ..lm.loading import FLOAT32_PREFIXES
 from . import CONFIG, KINDS, MANIFEST, MODEL_TYPES, model_folder
 
 DTYPE = torch.bfloat16
-MIMI_WEIGHTS, MIMI_CONFIG, TOKENIZER, LM_WEIGHTS = (
-    "mimi.safetensors",
-    "mimi_config.json",
-    "tokenizer.model",
-    "model.safetensors",
-)
+TOKENIZER, LM_WEIGHTS = "tokenizer.model", "model.safetensors"
 # Kept in float32: the LM's conditioners (as its loader keeps them), and Mimi's codebooks, as
 # the codes the LMs hear come from a nearest-codebook search. On tests/fixtures/hello_24k.wav
 # with mimi-small (step 8000), against its float32 weights: all in bfloat16, codebooks 1-8

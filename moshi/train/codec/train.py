@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from ...codec import save_mimi
+from ...codec import MIMI_CONFIG, MIMI_WEIGHTS, save_mimi
 from ..distributed import Dist, close_distributed, init_distributed, wrap_model
 from ..run import RunResult, prepare_run_dir, run, run_options
 from .config import CodecTrainConfig
@@ -21,8 +21,6 @@ from .distill import SemanticDistiller, Teacher, load_teacher
 from .init import build_mimi
 from .step import CodecGenerator, CodecTrainer
 
-MIMI_WEIGHTS = "mimi.safetensors"
-MIMI_CONFIG = "mimi_config.json"
 EVAL_SEED = 1234  # evaluation crops: the same at every evaluation
 
 
