@@ -5,9 +5,11 @@ speech-to-text model already turns a voice into words; a dialogue model must do 
 with the user's stream before it can answer. So the source's transformer, output norm,
 text embedding and text head are copied by name, and the source's *heard* audio streams
 (its `n_q - dep_q` input-only streams: all of a speech-to-text model's) become the target's
-heard streams (the user's, `emb[dep_q:]`). The target's generated streams (Moshi's own
-voice, `emb[:dep_q]`) start at zero, so at step 0 the model reads the user exactly as the
-source did; its depformer keeps its random weights.
+heard streams (the user's, `emb[dep_q:]`). When the source generates no audio (a
+speech-to-text model), the target's generated streams (Moshi's own voice, `emb[:dep_q]`)
+start at zero, so at step 0 the model reads the user exactly as the source did; otherwise
+they keep their fresh values. The depformer always keeps its fresh weights. The source is
+read by the LM loader (`moshi.lm.load_lm`), so any checkpoint it reads will do.
 
 Every copied tensor must have the target's shape: a mismatch is a ValueError naming the
 tensor and both shapes (the configs' `dim`, `num_layers`, `num_heads`, `hidden_scale` and
@@ -20,9 +22,9 @@ import logging
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 from ..lm.config import KyutaiConfig
+from ..lm.loading import load_lm
 from ..lm.model import LMModel
 
 log = logging.getLogger(__name__)
@@ -50,14 +52,18 @@ def source_tensors(source: KyutaiConfig, state: Tensors, target: LMModel) -> Ten
 
 
 def warm_start(model: LMModel, source_dir: str | Path) -> list[str]:
-    """Overwrite `model`'s tensors from the model in `source_dir` (config.json and
-    model.safetensors, as a checkpoint's `consolidated/` holds them). Returns the names set."""
+    """Overwrite `model`'s tensors from the model in `source_dir` (config.json and the
+    weights it names, as a checkpoint's `consolidated/` holds them). Returns the names set."""
     source_dir = Path(source_dir)
-    files = source_dir / "config.json", source_dir / "model.safetensors"
-    for f in files:
-        if not f.is_file():
-            raise ValueError(f"model.init_from: {source_dir} has no {f.name}")
-    taken = source_tensors(KyutaiConfig.load(files[0]), load_file(str(files[1])), model)
+    config_path = source_dir / "config.json"
+    if not config_path.is_file():
+        raise ValueError(f"model.init_from: {source_dir} has no {config_path.name}")
+    source = KyutaiConfig.load(config_path)
+    weights = source_dir / source.moshi_name
+    if not weights.is_file():
+        raise ValueError(f"model.init_from: {source_dir} has no {source.moshi_name}")
+    state = load_lm(weights, source, dtype=torch.float32).state_dict()
+    taken = source_tensors(source, state, model)
     params = dict(model.named_parameters())
     for name, tensor in taken.items():
         if name not in params:
