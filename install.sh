@@ -17,6 +17,8 @@ command -v pulseaudio >/dev/null || missing+=(pulseaudio pulseaudio-utils)
 # The training corpus (moshi data build) speaks with Debian's synthesisers and sox.
 for tool in espeak-ng flite festival sox; do command -v $tool >/dev/null || missing+=($tool); done
 [ -d /usr/share/festival/voices/us/cmu_us_slt_arctic_hts ] || missing+=(festvox-us-slt-hts)
+[ -d /usr/share/festival/voices/english/kal_diphone ] || missing+=(festvox-kallpc16k)
+[ -d /usr/share/festival/voices/english/ked_diphone ] || missing+=(festvox-kdlpc16k)
 if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     { apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null; } ||

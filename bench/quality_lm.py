@@ -74,8 +74,14 @@ def stt_row(stt: SpeechToText, manifest: Path, limit: int | None) -> dict:
     entries = list(read_manifest(manifest, limit))
     heard = [[(w.text, w.start) for w in ws] for ws in stt.words([read_audio(e.wav) for e in entries])]
     total, starts = timed_word_errors([_truth(e) for e in entries], heard)
+    by_voice: dict[str, Errors] = {}
+    for e, h in zip(entries, heard, strict=True):
+        voice = e.meta.get("voice", "?")
+        errors = word_errors([w for w, _ in _truth(e)], [w for w, _ in h])
+        by_voice[voice] = by_voice.get(voice, Errors()) + errors
     return {"files": len(entries), "words": total.reference_words, "wer": round(total.rate, 4),
-            "start_error_median_ms": _median_ms(starts), "words_timed": len(starts)}  # fmt: skip
+            "start_error_median_ms": _median_ms(starts), "words_timed": len(starts),
+            "wer_by_voice": {v: round(err.rate, 4) for v, err in sorted(by_voice.items())}}  # fmt: skip
 
 
 @torch.no_grad()

@@ -84,6 +84,8 @@ def test_quality_bench_models_smoke(corpus, tmp_path):
     stt = [x for x in lines if x["metric"] == "stt"]
     assert [x["manifest"] for x in stt] == ["heldout/stt.jsonl"]
     assert stt[0]["files"] == 1 and stt[0]["words"] > 0 and stt[0]["wer"] >= 0
+    (voice_wer,) = stt[0]["wer_by_voice"].values()  # one file: one held-out voice, its rate the total
+    assert voice_wer == stt[0]["wer"]
     (tts,) = [x for x in lines if x["metric"] == "tts"]
     assert tts["files"] == 1 and tts["seconds_of_speech"] > 0
     assert {"recogniser_wer", "recogniser_wer_synthesiser", "wer_ratio", "stt_wer"} <= set(tts)

@@ -7,7 +7,7 @@ import argparse
 import json
 
 from ..data.build import build_corpus
-from ..data.synth import FAST_MOSHI_VOICE, MOSHI_VOICE, available
+from ..data.synth import FAST_MOSHI_VOICE, MOSHI_VOICE, USER_VOICES, available, installed
 from ..data.tokenizer import write_tokenizer
 from .common import UserError
 from .options import HelpFormatter
@@ -48,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
     missing = [e for e in ("espeak", "flite", "festival") if not available(e)]
     if missing:
         raise UserError(f"missing synthesisers: {', '.join(missing)} (./install.sh installs them as root)")
+    voices = [v.id for v in (*USER_VOICES, PERSONAS[args.persona]) if not installed(v)]
+    if voices:
+        raise UserError(f"missing voices: {', '.join(voices)} (./install.sh installs them as root)")
     try:
         summary = build_corpus(
             args.out_dir, seed=args.seed, n_dialogues=args.dialogues, n_utterances=args.utterances,

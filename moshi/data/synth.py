@@ -82,6 +82,10 @@ USER_VOICES: tuple[Voice, ...] = (
         138,
         28,
     ),
+    # Festival's two English diphone voices (Debian's festvox-kallpc16k, festvox-kdlpc16k):
+    # with flite's three, the training voices that are not espeak-ng's.
+    Voice("festival", "kal_diphone"),
+    Voice("festival", "ked_diphone"),
 )  # fmt: skip  (flite's awb_time is left out: it only knows clock times)
 HELDOUT_VOICES: frozenset[str] = frozenset(
     {
@@ -104,6 +108,16 @@ def available(engine: str) -> bool:
     if engine not in ENGINES:
         raise ValueError(f"expected an engine among {ENGINES}, got {engine!r}")
     return shutil.which(_COMMAND[engine]) is not None
+
+
+_FESTIVAL_VOICES = Path("/usr/share/festival/voices")
+
+
+def installed(voice: Voice) -> bool:
+    """Whether `voice` can speak here: its engine, and for festival its voice's folder."""
+    if not available(voice.engine):
+        return False
+    return voice.engine != "festival" or any(_FESTIVAL_VOICES.glob(f"*/{voice.name}"))
 
 
 def synth_words(voice: Voice, words: list[str]) -> dict[str, np.ndarray]:

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 from moshi.codec import MIMI_NAME, Mimi, MimiConfig, load_mimi
 from moshi.codec.loading import checkpoint_to_ours
-from tests.support.fixtures import FIXTURES, MIMI_TINY, fake_hub_cache, save_weights
+from tests.support.fixtures import FIXTURES, MIMI_TINY, config_of, fake_hub_cache, save_weights
 
 
 def test_full_size_model_matches_released_manifest():
@@ -83,7 +83,7 @@ def test_file_uri_and_torch_checkpoint(tmp_path, tiny_state, tiny_io):
     assert torch.equal(mimi.encode(tiny_io["pcm"]), tiny_io["codes"])
     pt = tmp_path / "mimi.pt"
     torch.save({"model": tiny_state}, pt)
-    mimi = load_mimi(pt, json.loads((MIMI_TINY / "config.json").read_text()))
+    mimi = load_mimi(pt, config_of(MIMI_TINY))
     assert torch.equal(mimi.encode(tiny_io["pcm"]), tiny_io["codes"])
 
 
@@ -113,14 +113,14 @@ def test_hub_missing_file_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_config_unsupported_value_is_an_error():
-    cfg = json.loads((MIMI_TINY / "config.json").read_text())
+    cfg = config_of(MIMI_TINY)
     cfg["transformer"]["norm"] = "rms_norm"
     with pytest.raises(ValueError, match=r"transformer.norm='rms_norm' is not supported"):
         MimiConfig.from_kyutai(cfg)
 
 
 def test_config_unknown_key_warns():
-    cfg = json.loads((MIMI_TINY / "config.json").read_text())
+    cfg = config_of(MIMI_TINY)
     cfg["seanet"]["shiny_new_option"] = 3
     with pytest.warns(UserWarning, match="shiny_new_option"):
         parsed = MimiConfig.from_kyutai(cfg)

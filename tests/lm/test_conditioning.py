@@ -1,7 +1,6 @@
 """Conditioning (TTS models): conditioners, fuser and cross-attention configs, loading,
 streaming equals offline, and the generator's guidance and text-to-speech options."""
 
-import json
 import warnings
 
 import pytest
@@ -13,14 +12,14 @@ from moshi.lm.generator import Generator
 from moshi.lm.guidance import Guidance
 from moshi.lm.sampling import make_generator, sample
 from moshi.nn import streaming as st
-from tests.support.fixtures import FIXTURES, rel_err
+from tests.support.fixtures import FIXTURES, config_of, rel_err
 
 TTS = FIXTURES / "tts_lm_tiny"
 VOICE = TensorCondition(torch.randn(50, 32), torch.arange(50) < 10)
 
 
 def _config():
-    return json.loads((TTS / "config.json").read_text())
+    return config_of(TTS)
 
 
 @pytest.fixture(scope="module")

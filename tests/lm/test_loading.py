@@ -11,11 +11,19 @@ from moshi.lm import KyutaiConfig, LMConfig, load_lm
 from moshi.lm.generator import Generator
 from moshi.lm.text import TextTokenizer
 from moshi.models import ModelFiles
-from tests.support.fixtures import FIXTURES, MOSHI_TINY, STT_TINY, fake_hub_cache, rel_err, save_weights
+from tests.support.fixtures import (
+    FIXTURES,
+    MOSHI_TINY,
+    STT_TINY,
+    config_of,
+    fake_hub_cache,
+    rel_err,
+    save_weights,
+)
 
 
 def _config(path=MOSHI_TINY):
-    return json.loads((path / "config.json").read_text())
+    return config_of(path)
 
 
 def test_fixture_configs_parse_without_warnings():

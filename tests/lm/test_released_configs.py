@@ -15,7 +15,7 @@ from moshi.lm import KyutaiConfig, LMConfig, LMModel, load_lm
 from moshi.lm.generator import Generator
 from moshi.lm.loading import Q8_SCALE_SUFFIX, dequantize_q8
 from moshi.models import ModelFiles
-from tests.support.fixtures import FIXTURES, MOSHI_TINY, rel_err, save_weights
+from tests.support.fixtures import FIXTURES, MOSHI_TINY, config_of, rel_err, save_weights
 
 STT_26B = FIXTURES / "stt_26b_config.json"  # kyutai/stt-2.6b-en's config.json, as published
 STT_26B_FILE_BYTES = 5_234_275_128  # its model.safetensors (public file listing)
@@ -25,7 +25,7 @@ Q8_LOGITS_RTOL = 0.03
 
 
 def _config(**changes) -> dict:
-    return json.loads((MOSHI_TINY / "config.json").read_text()) | changes
+    return config_of(MOSHI_TINY, **changes)
 
 
 def test_depformer_feedforward_null_is_kyutais_default(moshi_io):

@@ -15,14 +15,14 @@ from moshi.lm.layers import ZERO_TOKEN, Embedding
 from moshi.lm.loading import FLOAT32_PREFIXES, keep_codebooks
 from moshi.tts import TTS
 from moshi.tts.options import TTSConfig
-from tests.support.fixtures import FIXTURES, fixture_io, rel_err
+from tests.support.fixtures import FIXTURES, config_of, fixture_io, rel_err
 
 TINY = FIXTURES / "tts_16b_lm_tiny"
 MANIFEST = json.loads((FIXTURES / "tts_16b_checkpoint_keys.json").read_text())
 
 
 def _config():
-    return json.loads((TINY / "config.json").read_text())
+    return config_of(TINY)
 
 
 @pytest.fixture(scope="module")

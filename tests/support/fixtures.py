@@ -39,6 +39,11 @@ def save_weights(folder: Path, state: dict[str, torch.Tensor], name: str = "weig
     return path
 
 
+def config_of(folder: Path, **changes: object) -> dict:
+    """A model folder's config.json as a dict, `changes` over its top-level keys."""
+    return json.loads((folder / "config.json").read_text()) | changes
+
+
 def fixture_meta(name: str) -> dict:
     return json.loads((FIXTURES / name / "io.json").read_text())
 
@@ -80,7 +85,7 @@ def tiny_model_dir(dst: Path, lm: Path = MOSHI_TINY, **config: object) -> Path:
         "mimi_config_name": ("mimi_config.json", MIMI_TINY / "config.json"),
         "tokenizer_name": ("tokenizer.model", TOKENIZER),
     }
-    kyutai = json.loads((lm / "config.json").read_text())
+    kyutai = config_of(lm)
     for key, (name, src) in files.items():
         shutil.copy(src, dst / name)
         kyutai[key] = name

@@ -1,7 +1,6 @@
 """Tiny models and data folders in moshi-finetune's layout (wav + json beside it, a .jsonl);
 synthetic code datasets and configs for the trainer tests."""
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import soundfile as sf
 from moshi.codec import Mimi, load_mimi
 from moshi.lm.config import KyutaiConfig
 from moshi.train.alignments import AlignedWord, write_alignments
-from tests.support.fixtures import FIXTURES, STT_CONFIG
+from tests.support.fixtures import FIXTURES, STT_CONFIG, config_of
 
 SR = 24000
 
@@ -29,8 +28,7 @@ def mimi() -> Mimi:
 
 
 def kyutai_config(name: str, **extra) -> KyutaiConfig:
-    raw = json.loads((FIXTURES / name / "config.json").read_text())
-    return KyutaiConfig.parse({**raw, **extra})
+    return KyutaiConfig.parse(config_of(FIXTURES / name, **extra))
 
 
 @pytest.fixture(scope="package")

@@ -11,20 +11,21 @@ from moshi.lm.config import KyutaiConfig
 from moshi.train.config import TrainConfig
 from moshi.train.distributed import Dist
 from moshi.train.lm import build_model, fresh_model
-from tests.support.fixtures import FIXTURES, STT_CONFIG
+from tests.support.fixtures import FIXTURES, STT_CONFIG, config_of
 from tests.support.train import tiny_config
 
 CPU = torch.device("cpu")
 
 
-def raw(name: str, **extra) -> dict:
-    return {**json.loads((FIXTURES / name / "config.json").read_text()), **extra}
-
-
 def stt_raw(n_q: int = 8) -> dict:
     """The tiny speech-to-text model with the tiny dialogue model's sizes and 8 streams."""
-    return raw(
-        "stt_lm_tiny", n_q=n_q, delays=[0] * (1 + n_q), text_card=100, max_period=10000, stt_config=STT_CONFIG
+    return config_of(
+        FIXTURES / "stt_lm_tiny",
+        n_q=n_q,
+        delays=[0] * (1 + n_q),
+        text_card=100,
+        max_period=10000,
+        stt_config=STT_CONFIG,
     )
 
 
@@ -42,7 +43,7 @@ def save_stt(folder, n_q: int = 8) -> torch.nn.Module:
 def build(tmp_path, **model_overrides):
     """The tiny dialogue model fresh from its config, warm-started from tmp_path/stt."""
     config_path = tmp_path / "dialogue.json"
-    config_path.write_text(json.dumps(raw("moshi_lm_tiny", **model_overrides)))
+    config_path.write_text(json.dumps(config_of(FIXTURES / "moshi_lm_tiny", **model_overrides)))
     config = tiny_config(
         tmp_path / "run", model={"config": str(config_path), "init_from": str(tmp_path / "stt")}
     )

@@ -1,16 +1,14 @@
 """The TTS part of config.json, and the runtime options' checks."""
 
-import json
-
 import pytest
 
 from moshi.lm import KyutaiConfig
 from moshi.tts import TTSConfig, TTSOptions
-from tests.support.fixtures import TTS_TINY
+from tests.support.fixtures import TTS_TINY, config_of
 
 
 def _config(**changes):
-    return KyutaiConfig.parse(json.loads((TTS_TINY / "config.json").read_text()) | changes)
+    return KyutaiConfig.parse(config_of(TTS_TINY, **changes))
 
 
 def test_tts_config():

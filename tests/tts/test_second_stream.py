@@ -14,7 +14,7 @@ from moshi.tts import ScriptBuilder
 from moshi.tts.options import TTSConfig
 from moshi.tts.script import Entry
 from moshi.tts.state_machine import NEW_WORD, PAD, WordStateMachine
-from tests.support.fixtures import FIXTURES, TTS_16B_TINY, fake_hub_cache, fixture_io, fixture_meta
+from tests.support.fixtures import FIXTURES, TTS_16B_TINY, config_of, fake_hub_cache, fixture_io, fixture_meta
 from tests.support.tts import make_tts
 
 NAME = "tts_16b_lm_tiny"
@@ -121,7 +121,7 @@ def test_the_config_gives_the_lookahead():
     assert TTSConfig.parse(config).second_stream_ahead == 2
     single = KyutaiConfig.load(FIXTURES / "tts_lm_tiny" / "config.json")
     assert TTSConfig.parse(single).second_stream_ahead == 0
-    raw = json.loads((FIXTURES / "tts_lm_tiny" / "config.json").read_text())
+    raw = config_of(FIXTURES / "tts_lm_tiny")
     raw["tts_config"]["second_stream_ahead"] = 2
     with pytest.raises(ValueError, match="needs a model with demux_second_stream"):
         TTSConfig.parse(KyutaiConfig.parse(raw))
@@ -138,7 +138,8 @@ def test_a_lookahead_needs_a_second_text_stream(tts_lm):
 def test_speak_with_the_default_model(tmp_path, monkeypatch):
     """`moshi speak` with no model flags: kyutai/tts-1.6b-en_fr's files (here the tiny model
     with its features, in a fake hub cache) give the speech of the TTS API."""
-    config = json.loads((TTS_16B_TINY / "config.json").read_text()) | dict(
+    config = config_of(
+        TTS_16B_TINY,
         moshi_name="dsm_tts.safetensors",
         mimi_name="mimi.safetensors",
         mimi_config_name="mimi.json",
