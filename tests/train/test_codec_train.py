@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from moshi.audio import write_wav
+from moshi.audio import read_audio, write_wav
 from moshi.codec import load_mimi, save_mimi
 from moshi.codec.quantizer import VQTraining
 from moshi.train.codec import CodecTrainConfig, main
@@ -243,6 +243,25 @@ def test_manifest_skips_unreadable_files(tmp_path, caplog):
     assert len(data.clips) == 2 and "missing.wav" in caplog.text
     batch = data.batch(3, torch.Generator().manual_seed(0))
     assert batch.shape == (3, 1, 1920) and np.isfinite(batch.numpy()).all()
+
+
+def test_files_at_the_codec_rate_stay_on_disk(tmp_path):
+    """A stereo file at the codec's rate is read a crop at a time, a 16 kHz one into memory;
+    the crops are those of the files read whole (a corpus need not fit in memory)."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    sf.write(tmp_path / "stereo.wav", 0.3 * rng.standard_normal((12_000, 2)), 24_000)
+    sf.write(tmp_path / "narrow.wav", 0.3 * rng.standard_normal(4_000), 16_000)
+    (tmp_path / "data.jsonl").write_text(
+        "".join(json.dumps({"path": f"{n}.wav", "duration": 0.5}) + "\n" for n in ("stereo", "narrow"))
+    )
+    data = AudioCrops.from_manifest(tmp_path / "data.jsonl", 24_000, 1920)
+    assert [type(c).__name__ for c in data.clips] == ["FileClip", "MemoryClip"]
+    whole = AudioCrops([read_audio(tmp_path / f"{n}.wav", 24_000) for n in ("stereo", "narrow")], 1920)
+    for seed in range(3):
+        ours, theirs = (d.batch(4, torch.Generator().manual_seed(seed)) for d in (data, whole))
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
 
 
 def test_moshi_train_codec_command(tmp_path, capsys, one_thread):
