@@ -245,6 +245,10 @@ def words(sentence: str) -> list[str]:
 
 # Words of the answer templates that carry no content ("it is {c}", "the {t} is {c}").
 _ANSWER_FILLERS = frozenset(["the", "is", "it", "that", "makes", "there", "are", "will", "be", "spelled"])
+# Words of slot values that name a fact (articles and words the templates also say left out).
+_SLOT_WORDS = frozenset(w for values in SLOT_TYPES.values() for v in values for w in v.split()) - (
+    _ANSWER_FILLERS | {"a", "an", "day", "month", "color"}
+)
 _CHAT_KINDS = ("greeting", "smalltalk")
 _REPLY_SLACK = 2  # a reply may be at most this many times longer than the corpus' answer
 
@@ -258,6 +262,18 @@ def reply_is_correct(question: str, answer: str, reply: str) -> bool:
     for rule in RULES:
         if rule.kind in _CHAT_KINDS and question in rule.questions:
             return reply in rule.answers
+    content = answer_content(question, answer)
+    if not said or len(said) > _REPLY_SLACK * len(answer.split()):
+        return False
+    rest = iter(said)
+    return all(w in rest for w in content)  # a subsequence
+
+
+def answer_content(question: str, answer: str) -> list[str]:
+    """The answer's content words: its words left once the question's words and the
+    templates' fillers are taken out ("what color is the coal" / "the coal is black" ->
+    ["black"]); for an answer that only repeats the question ("say X" -> "X"), its words
+    but the fillers."""
     left = Counter(question.split())
     content = []
     for w in answer.split():
@@ -265,8 +281,12 @@ def reply_is_correct(question: str, answer: str, reply: str) -> bool:
             left[w] -= 1
         elif w not in _ANSWER_FILLERS:
             content.append(w)
-    content = content or [w for w in answer.split() if w not in _ANSWER_FILLERS]
-    if not said or len(said) > _REPLY_SLACK * len(answer.split()):
-        return False
-    rest = iter(said)
-    return all(w in rest for w in content)  # a subsequence
+    return content or [w for w in answer.split() if w not in _ANSWER_FILLERS]
+
+
+def fact(exchange: Exchange) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """What an exchange teaches, whatever its templates: its kind, the slot words of its
+    question and its answer's content ("what is the day after monday" and "what day comes
+    after monday" -> ("days", ("monday",), ("tuesday",)))."""
+    slots = tuple(w for w in exchange.question.split() if w in _SLOT_WORDS)
+    return exchange.kind, slots, tuple(answer_content(exchange.question, exchange.answer))

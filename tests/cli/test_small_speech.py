@@ -2,7 +2,7 @@
 sentences, copied from the corpus' held-out set (tests/fixtures/small_heldout: its README
 says how), come out of `moshi transcribe --model small` word for word, each word's start
 within 100 ms of the synthesiser's. The whole held-out set's word error rate is the model
-card's (moshi/small/README.md); these four are files the shipped weights get right, and keep
+card's (moshi/small/README.md); these five are files the shipped weights get right, and keep
 right under faint added noise, so a change that breaks real transcription fails here."""
 
 import json

@@ -103,3 +103,33 @@ def test_reply_is_correct(question, answer, reply, correct):
 def test_every_answer_is_a_correct_reply():
     for ex in _sample(5, 500, False) + _sample(5, 200, True):
         assert grammar.reply_is_correct(ex.question, ex.answer, ex.answer), ex
+
+
+def test_a_fact_is_the_same_whatever_its_phrasing():
+    after = [grammar.Exchange("days", q, a) for q, a in (
+        ("what is the day after monday", "the day after monday is tuesday"),
+        ("what day comes after monday", "tuesday"),
+        ("what day comes after monday", "it is tuesday"),
+    )]  # fmt: skip
+    assert {grammar.fact(ex) for ex in after} == {("days", ("monday",), ("tuesday",))}
+    before = grammar.Exchange("days", "what day comes before monday", "it is sunday")
+    assert grammar.fact(before) != grammar.fact(after[0])  # another fact: the answer differs
+    light = grammar.Exchange("yesno", "is an elephant light", "no an elephant is heavy")
+    assert grammar.fact(light) == ("yesno", ("elephant", "light"), ("no", "heavy"))
+    assert grammar.answer_content("say planet", "planet") == ["planet"]
+
+
+def test_heldout_facts_recipe(capsys):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).parents[2] / "recipes" / "small" / "heldout_facts.py"
+    spec = importlib.util.spec_from_file_location("heldout_facts", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--seed", "13", "--dialogues", "300", "--heldout-fraction", "0.1"]) == 0
+    rows = {r["kind"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert rows["yesno"]["fact_in_training"] == 0.0  # one template: a held-out question is never asked
+    assert 0.0 < rows["all"]["fact_in_training"] < 1.0 and rows["all"]["questions"] > 0
