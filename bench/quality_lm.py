@@ -73,15 +73,19 @@ def _truth(entry: Entry) -> list[tuple[str, float]]:
 def stt_row(stt: SpeechToText, manifest: Path, limit: int | None) -> dict:
     entries = list(read_manifest(manifest, limit))
     heard = [[(w.text, w.start) for w in ws] for ws in stt.words([read_audio(e.wav) for e in entries])]
-    total, starts = timed_word_errors([_truth(e) for e in entries], heard)
+    files: dict[str, list[int]] = {}  # voice -> its files
+    for i, e in enumerate(entries):
+        files.setdefault(e.meta.get("voice", "?"), []).append(i)
     by_voice: dict[str, Errors] = {}
-    for e, h in zip(entries, heard, strict=True):
-        voice = e.meta.get("voice", "?")
-        errors = word_errors([w for w, _ in _truth(e)], [w for w, _ in h])
-        by_voice[voice] = by_voice.get(voice, Errors()) + errors
+    starts: list[float] = []
+    for voice, ix in sorted(files.items()):
+        truths, heard_here = [_truth(entries[i]) for i in ix], [heard[i] for i in ix]
+        by_voice[voice], voice_starts = timed_word_errors(truths, heard_here)
+        starts += voice_starts
+    total = sum(by_voice.values(), Errors())
     return {"files": len(entries), "words": total.reference_words, "wer": round(total.rate, 4),
             "start_error_median_ms": _median_ms(starts), "words_timed": len(starts),
-            "wer_by_voice": {v: round(err.rate, 4) for v, err in sorted(by_voice.items())}}  # fmt: skip
+            "wer_by_voice": {v: round(err.rate, 4) for v, err in by_voice.items()}}  # fmt: skip
 
 
 @torch.no_grad()
