@@ -22,6 +22,7 @@ class MimiConfig:
     # SEANet convolutional encoder/decoder.
     dimension: int = 512  # latent channels, also the transformers' width
     n_filters: int = 64
+    decoder_n_filters: int | None = None  # the decoder's own n_filters (ours; None: n_filters)
     ratios: tuple[int, ...] = (8, 6, 5, 4)  # decoder strides; the encoder uses them reversed
     kernel_size: int = 7
     residual_kernel_size: int = 3
@@ -46,8 +47,15 @@ class MimiConfig:
         exact_div(self.encoder_frame_rate, self.frame_rate)
         if self.dimension % self.num_heads:
             raise ValueError(f"dimension {self.dimension} not divisible by num_heads {self.num_heads}")
+        if self.decoder_filters < 1:
+            raise ValueError(f"decoder_n_filters must be positive, got {self.decoder_n_filters}")
         if not 1 <= self.semantic_codebooks < self.total_codebooks:
             raise ValueError("need 1 <= semantic_codebooks < total_codebooks")
+
+    @property
+    def decoder_filters(self) -> int:
+        """The decoder's n_filters: the width of its last stage (its first is 2^len(ratios) times that)."""
+        return self.n_filters if self.decoder_n_filters is None else self.decoder_n_filters
 
     @property
     def hop_length(self) -> int:
@@ -99,6 +107,8 @@ class MimiConfig:
             "ratios": list(self.ratios),
             "true_skip": True,
         }
+        if self.decoder_n_filters is not None:  # not in Kyutai's format: only when set
+            seanet["decoder_n_filters"] = self.decoder_n_filters
         quantizer = {
             "dimension": self.codebook_dim,
             "n_q": self.total_codebooks,
@@ -145,6 +155,7 @@ class MimiConfig:
         kwargs["dimension"] = sea.pop("dimension", 512)
         for key in (
             "n_filters",
+            "decoder_n_filters",
             "kernel_size",
             "residual_kernel_size",
             "last_kernel_size",

@@ -57,7 +57,7 @@ class SEANetDecoder(nn.Module):
 
     def __init__(self, cfg: MimiConfig):
         super().__init__()
-        width = cfg.n_filters * 2 ** len(cfg.ratios)
+        width = cfg.decoder_filters * 2 ** len(cfg.ratios)
         layers: list[nn.Module] = [CausalConv1d(cfg.dimension, width, cfg.kernel_size)]
         for ratio in cfg.ratios:
             layers += [nn.ELU(), CausalConvTranspose1d(width, width // 2, 2 * ratio, stride=ratio)]

@@ -29,8 +29,11 @@ _HASH_BLOCK = 1 << 20
 
 
 def codec_fingerprint(mimi: Mimi) -> str:
-    """A hash of Mimi's config and of every weight (names, shapes, dtypes, values)."""
-    h = hashlib.sha256(json.dumps(asdict(mimi.config), sort_keys=True).encode())
+    """A hash of Mimi's config and of every weight (names, shapes, dtypes, values). Config
+    fields left at None are left out, so optional fields added later (`decoder_n_filters`)
+    keep the fingerprints, and so the caches, of the codecs made before them."""
+    config = {k: v for k, v in asdict(mimi.config).items() if v is not None}
+    h = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
     for name, t in sorted(mimi.state_dict().items()):
         h.update(f"{name}:{list(t.shape)}:{t.dtype}".encode())
         h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())

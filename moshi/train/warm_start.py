@@ -11,9 +11,15 @@ start at zero, so at step 0 the model reads the user exactly as the source did; 
 they keep their fresh values. The depformer always keeps its fresh weights. The source is
 read by the LM loader (`moshi.lm.load_lm`), so any checkpoint it reads will do.
 
+A target with more transformer layers than the source grows in depth: the source's layers
+are its first ones, and each extra layer starts as the identity, the last linear of each of
+its residual branches (attention's output projection, the feed-forward's `linear_out`) at
+zero. So a deeper model starts out computing exactly what the source computed, and learns
+from there (the zeroed linears get gradients at once, the rest from the next step).
+
 Every copied tensor must have the target's shape: a mismatch is a ValueError naming the
-tensor and both shapes (the configs' `dim`, `num_layers`, `num_heads`, `hidden_scale` and
-`text_card` must agree).
+tensor and both shapes (the configs' `dim`, `num_heads`, `hidden_scale` and `text_card`
+must agree; the target may have more layers, not fewer).
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ log = logging.getLogger(__name__)
 
 # Taken by name when the source has them; everything else keeps its fresh value.
 SHARED_PREFIXES = ("transformer.", "out_norm.", "text_emb.", "text_linear.")
+# The last linear of each residual branch of a transformer layer: zero, the layer is the identity.
+BRANCH_OUTPUTS = ("self_attn.out_proj.weight", "cross_attention.out_proj.weight", "gating.linear_out.weight")
 
 
 Tensors = dict[str, torch.Tensor]
@@ -48,6 +56,10 @@ def source_tensors(source: KyutaiConfig, state: Tensors, target: LMModel) -> Ten
     if src.dep_q == 0:  # the source never spoke: the target's own voice starts silent
         for k in range(dst.dep_q):
             taken[f"emb.{k}.weight"] = torch.zeros(dst.card + 1, dst.dim)
+    for name, p in target.named_parameters():  # the layers the source lacks start as the identity
+        layer = name.split(".")[2] if name.startswith("transformer.layers.") else None
+        if layer is not None and int(layer) >= src.num_layers and name.endswith(BRANCH_OUTPUTS):
+            taken[name] = torch.zeros_like(p)
     return taken
 
 

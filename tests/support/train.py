@@ -2,12 +2,16 @@
 configs for the trainer."""
 
 import json
+import math
 import os
 from pathlib import Path
 
 import torch
 
 from moshi.lm import LMModel, load_lm
+from moshi.train.codec import CodecTrainConfig
+from moshi.train.codec.config import CodecModelConfig
+from moshi.train.codec.discriminator import DiscriminatorConfig
 from tests.support.fixtures import FIXTURES
 
 
@@ -100,3 +104,28 @@ def join_process_group(rank: int, world: int, port: int) -> None:
         WORLD_SIZE=str(world),
         LOCAL_RANK=str(rank),
     )
+
+
+SMALL_DISC = DiscriminatorConfig(filters=4, max_filters=8, n_ffts=(256, 64))
+
+
+def clips(seconds: float = 0.32) -> torch.Tensor:
+    """Two synthetic sounds: a decaying 220 Hz tone, a 440 Hz burst; [2, 1, T] at 24 kHz."""
+    t = torch.arange(int(24_000 * seconds)) / 24_000
+    tone = 0.5 * torch.sin(2 * math.pi * 220 * t) * torch.exp(-3 * t)
+    burst = 0.3 * torch.sin(2 * math.pi * 440 * t + 1) * (t < 0.2)
+    return torch.stack([tone, burst])[:, None]
+
+
+def codec_config(tmp_path, **changes) -> CodecTrainConfig:
+    """A codec training config for the tiny Mimi: 3 steps of 2 x 0.16 s, a small discriminator."""
+    base = dict(
+        run_dir=str(tmp_path / "run"),
+        model=CodecModelConfig(mimi=TINY_MIMI),
+        discriminator=SMALL_DISC,
+        batch_size=2,
+        duration_sec=0.16,
+        max_steps=3,
+        log_freq=1,
+    )
+    return CodecTrainConfig(**{**base, **changes})

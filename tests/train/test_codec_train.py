@@ -15,12 +15,11 @@ from moshi.codec.quantizer import VQTraining
 from moshi.train.codec import CodecTrainConfig, main
 from moshi.train.codec.config import CodecDataConfig, CodecLossConfig, CodecModelConfig, DistillConfig
 from moshi.train.codec.data import AudioCrops
-from moshi.train.codec.discriminator import DiscriminatorConfig
 from moshi.train.codec.train import build_trainer
 from tests.support.fixtures import FIXTURES
-from tests.support.train import TINY_MIMI
+from tests.support.train import TINY_MIMI, clips
+from tests.support.train import codec_config as config
 
-SMALL_DISC = DiscriminatorConfig(filters=4, max_filters=8, n_ffts=(256, 64))
 OVERFIT_STEPS = 50
 OVERFIT_RATIO = 0.5  # the multi-scale log-mel loss falls below half its first value
 
@@ -32,27 +31,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def clips(seconds: float = 0.32) -> torch.Tensor:
-    """Two synthetic sounds: a decaying 220 Hz tone, a 440 Hz burst; [2, 1, T] at 24 kHz."""
-    t = torch.arange(int(24_000 * seconds)) / 24_000
-    tone = 0.5 * torch.sin(2 * math.pi * 220 * t) * torch.exp(-3 * t)
-    burst = 0.3 * torch.sin(2 * math.pi * 440 * t + 1) * (t < 0.2)
-    return torch.stack([tone, burst])[:, None]
-
-
-def config(tmp_path, **changes) -> CodecTrainConfig:
-    base = dict(
-        run_dir=str(tmp_path / "run"),
-        model=CodecModelConfig(mimi=TINY_MIMI),
-        discriminator=SMALL_DISC,
-        batch_size=2,
-        duration_sec=0.16,
-        max_steps=3,
-        log_freq=1,
-    )
-    return CodecTrainConfig(**{**base, **changes})
 
 
 def test_tiny_mimi_overfits_two_clips(tmp_path, one_thread):

@@ -152,6 +152,17 @@ def test_another_codec_does_not_share_codes(tmp_path, mimi):
     assert CodesCache(tmp_path, other, 8).folder != CodesCache(tmp_path, mimi, 8).folder
 
 
+def test_fingerprints_outlive_new_optional_config_fields():
+    """The tiny codec's fingerprint as it was before MimiConfig had `decoder_n_filters`: caches
+    made then stay valid. A field set to a value changes it."""
+    d = FIXTURES / "mimi_tiny"
+    mimi = load_mimi(d / "weights.safetensors", d / "config.json")
+    assert mimi.config.decoder_n_filters is None
+    assert codec_fingerprint(mimi) == "14a0e5ff36fafed2"
+    mimi.config = replace(mimi.config, decoder_n_filters=mimi.config.n_filters)
+    assert codec_fingerprint(mimi) != "14a0e5ff36fafed2"
+
+
 def test_bad_files_are_skipped_counted_and_named(tmp_path, data, mimi, configs, caplog):
     good = data("good", 1.0)
     resampled = data("at_16k", 1.0, rate=16000)  # another sample rate: resampled, kept

@@ -88,3 +88,29 @@ def test_a_missing_source_is_named(tmp_path):
 def test_init_from_needs_a_fresh_model(tmp_path):
     with pytest.raises(ValueError, match=r"init_from needs config\.model\.config"):
         TrainConfig.from_dict(tiny_config(tmp_path, model={"init_from": str(tmp_path)}))
+
+
+def test_a_deeper_model_starts_as_its_source(tmp_path):
+    """Two more layers than the speech-to-text source: they start as the identity, so the
+    deeper model reads the audio exactly as the source did, and their zeroed linears learn."""
+    stt = save_stt(tmp_path / "stt")
+    deeper = {**stt_raw(), "num_layers": stt.config.num_layers + 2}
+    (tmp_path / "deep.json").write_text(json.dumps(deeper))
+    model = {"config": str(tmp_path / "deep.json"), "init_from": str(tmp_path / "stt")}
+    deep = build_model(TrainConfig.from_dict(tiny_config(tmp_path / "run", model=model)), Dist()).model
+    assert len(deep.transformer.layers) == len(stt.transformer.layers) + 2
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.cat(
+        [torch.randint(0, 100, (1, 1, 10), generator=g), torch.randint(0, 64, (1, 8, 10), generator=g)], 1
+    )
+    with torch.no_grad():
+        torch.testing.assert_close(deep.eval().temporal(tokens), stt.temporal(tokens), rtol=1e-4, atol=1e-5)
+    new = deep.transformer.layers[-1]
+    assert float(new.self_attn.out_proj.weight.detach().abs().max()) == 0
+    assert float(new.self_attn.in_proj_weight.detach().std()) > 0  # the rest of a new layer stays fresh
+    deep.train()
+    deep.text_linear(deep.temporal(tokens)).square().mean().backward()
+    assert (
+        new.gating.linear_out.weight.grad is not None
+        and float(new.gating.linear_out.weight.grad.abs().max()) > 0
+    )

@@ -10,16 +10,21 @@ decoder learn to ignore its input in a 4.7 M-parameter codec (shared/docs/traini
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
+from safetensors import safe_open
 from torch import nn
 
-from ...codec import Mimi, MimiConfig, load_mimi
+from ...codec import MIMI_NAME, Mimi, MimiConfig, load_mimi
 from ...codec.conv import CausalConv1d
 from ...codec.transformer import LayerScale
+from ...hub import DEFAULT_REPO, resolve_file
+from .widen import widen_decoder
 
 LAST_LAYER_SCALE = 0.1
 LAYER_SCALE_INIT = 0.01
+DECODER_FIRST_CONV = "decoder.model.0.conv.conv.weight"  # its name in Kyutai's checkpoints
 
 
 @torch.no_grad()
@@ -47,9 +52,22 @@ def init_from_scratch(mimi: Mimi) -> Mimi:
 def build_mimi(
     cfg: MimiConfig, weights: str | None, num_codebooks: int, device: torch.device | str = "cpu"
 ) -> Mimi:
-    """The Mimi to train, in float32 on `device`, in training mode."""
+    """The Mimi to train, in float32 on `device`, in training mode. Weights whose decoder is
+    narrower than `cfg.decoder_filters` are widened to it, computing the same (widen.py)."""
     if weights is not None:
-        mimi = load_mimi(weights, cfg, num_codebooks=num_codebooks, device=device)
+        weights = str(resolve_file(weights, DEFAULT_REPO, MIMI_NAME))
+        width = _decoder_filters(weights, cfg)
+        source = cfg if width == cfg.decoder_filters else replace(cfg, decoder_n_filters=width)
+        mimi = load_mimi(weights, source, num_codebooks=num_codebooks, device=device)
+        if source is not cfg:
+            mimi = widen_decoder(mimi, cfg.decoder_filters)
     else:
         mimi = init_from_scratch(Mimi(cfg, num_codebooks=num_codebooks)).to(device)
     return mimi.train()
+
+
+def _decoder_filters(weights: str, cfg: MimiConfig) -> int:
+    """The decoder n_filters of a local weights file: its first conv's outputs / 2^len(ratios)."""
+    with safe_open(weights, "pt") as f:
+        outputs = f.get_slice(DECODER_FIRST_CONV).get_shape()[0]
+    return outputs // 2 ** len(cfg.ratios)
