@@ -80,3 +80,13 @@ def test_a_wider_decoder_trains_from_narrow_weights(tmp_path):
     again = load_mimi(tmp_path / "w.safetensors", tmp_path / "w.json", num_codebooks=wide.num_codebooks)
     assert again.config.decoder_filters == 8
     torch.testing.assert_close(again.decode(codes), wide.decode(codes))
+
+
+def test_weights_without_a_decoder_are_named_by_the_loader(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"something.else": torch.zeros(2)}, tmp_path / "x.safetensors")
+    weights = str(tmp_path / "x.safetensors")
+    model = CodecModelConfig(mimi={**TINY_MIMI, "decoder_n_filters": 8}, weights=weights)
+    with pytest.raises(ValueError, match="does not fit this model"):
+        build_trainer(config(tmp_path, model=model), torch.device("cpu"))

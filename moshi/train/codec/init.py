@@ -67,7 +67,11 @@ def build_mimi(
 
 
 def _decoder_filters(weights: str, cfg: MimiConfig) -> int:
-    """The decoder n_filters of a local weights file: its first conv's outputs / 2^len(ratios)."""
+    """The decoder n_filters of a local weights file: its first conv's outputs / 2^len(ratios)
+    (the config's when the file has no such tensor: load_mimi then names what is wrong)."""
     with safe_open(weights, "pt") as f:
+        names = set(f.keys())  # a safe_open handle has no `in`
+        if DECODER_FIRST_CONV not in names:
+            return cfg.decoder_filters
         outputs = f.get_slice(DECODER_FIRST_CONV).get_shape()[0]
     return outputs // 2 ** len(cfg.ratios)
