@@ -1,6 +1,8 @@
 """A trained decoder widened (Net2WiderNet) computes what it did, and trains at its new width
 from weights of the narrow one while the codes stay."""
 
+import json
+
 import pytest
 import torch
 
@@ -8,7 +10,7 @@ from moshi.codec import MimiConfig, load_mimi, save_mimi
 from moshi.train.codec.config import CodecModelConfig
 from moshi.train.codec.train import build_trainer
 from moshi.train.codec.widen import widen_decoder
-from tests.support.fixtures import FIXTURES
+from tests.support.fixtures import FIXTURES, config_of
 from tests.support.train import TINY_MIMI, clips
 from tests.support.train import codec_config as config
 
@@ -90,3 +92,19 @@ def test_weights_without_a_decoder_are_named_by_the_loader(tmp_path):
     model = CodecModelConfig(mimi={**TINY_MIMI, "decoder_n_filters": 8}, weights=weights)
     with pytest.raises(ValueError, match="does not fit this model"):
         build_trainer(config(tmp_path, model=model), torch.device("cpu"))
+
+
+def test_a_torch_checkpoint_widens_too(tmp_path):
+    """Weights in a torch file (what load_mimi also reads) are measured and widened alike."""
+    from safetensors.torch import load_file
+
+    torch.save(load_file(TINY / "weights.safetensors"), tmp_path / "w.pt")
+    narrow = load_mimi(TINY / "weights.safetensors", TINY / "config.json")
+    wider = config_of(TINY)
+    wider["seanet"]["decoder_n_filters"] = 8
+    (tmp_path / "wide.json").write_text(json.dumps(wider))
+    model = CodecModelConfig(config=str(tmp_path / "wide.json"), weights=str(tmp_path / "w.pt"))
+    wide = build_trainer(config(tmp_path, model=model), torch.device("cpu")).generator.mimi.eval()
+    assert wide.config.decoder_filters == 8
+    codes = narrow.encode(0.3 * clips(0.16)[:1])
+    torch.testing.assert_close(wide.decode(codes), narrow.decode(codes), atol=1e-5, rtol=1e-4)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from torch import nn
 
+from ...checkpoint import read_state_dict
 from ...codec import MIMI_NAME, Mimi, MimiConfig, load_mimi
 from ...codec.conv import CausalConv1d
 from ...codec.transformer import LayerScale
@@ -52,13 +53,13 @@ def init_from_scratch(mimi: Mimi) -> Mimi:
 def build_mimi(
     cfg: MimiConfig, weights: str | None, num_codebooks: int, device: torch.device | str = "cpu"
 ) -> Mimi:
-    """The Mimi to train, in float32 on `device`, in training mode. Weights whose decoder is
-    narrower than `cfg.decoder_filters` are widened to it, computing the same (widen.py)."""
+    """The Mimi to train, in float32 on `device`, in training mode. With `decoder_n_filters`
+    set, weights whose decoder is narrower are widened to it, computing the same (widen.py)."""
     if weights is not None:
-        weights = str(resolve_file(weights, DEFAULT_REPO, MIMI_NAME))
-        width = _decoder_filters(weights, cfg)
+        path = resolve_file(weights, DEFAULT_REPO, MIMI_NAME)
+        width = cfg.decoder_filters if cfg.decoder_n_filters is None else _decoder_filters(path, cfg)
         source = cfg if width == cfg.decoder_filters else replace(cfg, decoder_n_filters=width)
-        mimi = load_mimi(weights, source, num_codebooks=num_codebooks, device=device)
+        mimi = load_mimi(path, source, num_codebooks=num_codebooks, device=device)
         if source is not cfg:
             mimi = widen_decoder(mimi, cfg.decoder_filters)
     else:
@@ -66,12 +67,9 @@ def build_mimi(
     return mimi.train()
 
 
-def _decoder_filters(weights: str, cfg: MimiConfig) -> int:
-    """The decoder n_filters of a local weights file: its first conv's outputs / 2^len(ratios)
-    (the config's when the file has no such tensor: load_mimi then names what is wrong)."""
-    with safe_open(weights, "pt") as f:
-        names = set(f.keys())  # a safe_open handle has no `in`
-        if DECODER_FIRST_CONV not in names:
-            return cfg.decoder_filters
-        outputs = f.get_slice(DECODER_FIRST_CONV).get_shape()[0]
-    return outputs // 2 ** len(cfg.ratios)
+def _decoder_filters(weights: Path, cfg: MimiConfig) -> int:
+    """The decoder n_filters of a local weights file, any format load_mimi reads: its first
+    conv's outputs / 2^len(ratios) (the config's when the file has no such tensor: load_mimi
+    then names what is wrong)."""
+    first = read_state_dict(weights).get(DECODER_FIRST_CONV)
+    return cfg.decoder_filters if first is None else first.shape[0] // 2 ** len(cfg.ratios)

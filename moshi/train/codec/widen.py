@@ -35,6 +35,11 @@ def _shares(copies: Tensor, generator: torch.Generator) -> Tensor:
     return (raw / total[copies]).float()
 
 
+def _convs(mimi: Mimi) -> list[nn.Conv1d | nn.ConvTranspose1d]:
+    """The decoder's convolutions, in order."""
+    return [m for m in mimi.decoder.modules() if isinstance(m, (nn.Conv1d, nn.ConvTranspose1d))]
+
+
 @torch.no_grad()
 def widen_decoder(mimi: Mimi, decoder_n_filters: int, seed: int = 0) -> Mimi:
     """A copy of `mimi` whose decoder has `decoder_n_filters` (at least its own), computing the
@@ -52,9 +57,7 @@ def widen_decoder(mimi: Mimi, decoder_n_filters: int, seed: int = 0) -> Mimi:
     missing, unexpected = wide.load_state_dict(rest, strict=False)
     assert not unexpected and all(n.startswith("decoder.") for n in missing), (missing, unexpected)
     generator = torch.Generator().manual_seed(seed)
-    convs = [m for m in mimi.decoder.modules() if isinstance(m, (nn.Conv1d, nn.ConvTranspose1d))]
-    wide_convs = [m for m in wide.decoder.modules() if isinstance(m, (nn.Conv1d, nn.ConvTranspose1d))]
-    for old, new in zip(convs, wide_convs, strict=True):
+    for old, new in zip(_convs(mimi), _convs(wide), strict=True):
         # Conv1d weights are [out, in, K], ConvTranspose1d's [in, out, K].
         out_dim, in_dim = (1, 0) if isinstance(old, nn.ConvTranspose1d) else (0, 1)
         w = old.weight
