@@ -1,11 +1,13 @@
 """moshi data build OUT_DIR: the synthetic training corpus (dialogues, users' and Moshi's
-utterances, held-out voices and sentences) from one seed."""
+utterances, held-out voices and sentences) from one seed; moshi data merge OUT_DIR CORPUS...:
+several builds as one corpus (manifests only, the audio stays where it is)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
+from ..data import merge
 from ..data.build import build_corpus
 from ..data.synth import FAST_MOSHI_VOICE, MOSHI_VOICE, USER_VOICES, available, installed
 from ..data.tokenizer import write_tokenizer
@@ -37,6 +39,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--workers", type=int, help="processes (when not given: one per core)")
     build.add_argument("--force", action="store_true", help="rebuild into a non-empty OUT_DIR")
     build.set_defaults(run=run)
+    merging = sub.add_parser("merge", help="several builds as one corpus (manifests of absolute paths)",
+                           description=merge.__doc__, formatter_class=HelpFormatter)  # fmt: skip
+    merging.add_argument("out_dir", metavar="OUT_DIR")
+    merging.add_argument(
+        "corpora", metavar="CORPUS", nargs="+", help="builds of `moshi data build`, in order"
+    )
+    merging.add_argument("--force", action="store_true", help="rewrite a non-empty OUT_DIR")
+    merging.set_defaults(run=run_merge)
     tok = sub.add_parser("tokenizer", help="the text tokenizer of a built corpus (one piece per word)",
                          description=write_tokenizer.__doc__, formatter_class=HelpFormatter)  # fmt: skip
     tok.add_argument("corpus", metavar="CORPUS", help="a corpus made by `moshi data build`")
@@ -69,4 +79,14 @@ def run_tokenizer(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from e
     print(json.dumps({"tokenizer": str(path)}))
+    return 0
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    try:
+        summary = merge.merge_corpora(args.out_dir, args.corpora, force=args.force)
+    except (FileExistsError, FileNotFoundError, ValueError) as e:
+        raise UserError(str(e)) from e
+    mono = summary["hours"]["train/mono.jsonl"]
+    print(json.dumps({"out_dir": args.out_dir, "hours": summary["total_hours"], "mono_train_hours": mono}))
     return 0

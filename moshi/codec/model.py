@@ -95,6 +95,12 @@ class Mimi(nn.Module):
             raise ValueError(f"num_codebooks must be in [1, {self.total_codebooks}], got {n}")
         self._num_codebooks = n
 
+    @property
+    def encoding(self) -> dict[str, nn.Module]:
+        """The modules that make the codes, by name: training any other changes no code."""
+        names = ("encoder", "encoder_transformer", "downsample", "quantizer")
+        return {name: getattr(self, name) for name in names}
+
     # -- encode / decode -------------------------------------------------------------------
     @torch.no_grad()
     @full_float32

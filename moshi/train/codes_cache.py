@@ -3,8 +3,9 @@
     <cache_dir>/<codec fingerprint>/<sha256 of the file>-q<num_codebooks>.safetensors
         codes [C, num_codebooks, F] int16 (C: the file's channels, F: ceil(samples / 1920))
 
-The codec fingerprint hashes Mimi's config and weights, so codes of another codec (or of
-retrained weights) are never mixed up; keying on the file's content means renamed or copied
+The codec fingerprint hashes what makes the codes (Mimi's config and its encoder's and
+quantizer's weights), so codes of another codec (or of a retrained encoder) are never mixed
+up, and a retrained decoder keeps its cache; keying on the file's content means renamed or copied
 files hit the cache and edited files miss it. Files are written atomically (several
 processes may fill one cache); the folder can be deleted at any time.
 """
@@ -24,19 +25,22 @@ from torch import Tensor
 from ..audio import read_audio_channels
 from ..codec import Mimi
 
+DECODER_FIELDS = ("decoder_n_filters",)  # MimiConfig fields no code depends on
 ENCODE_CHUNK_FRAMES = 16  # frames per streaming Mimi call: memory stays flat on long files
 _HASH_BLOCK = 1 << 20
 
 
 def codec_fingerprint(mimi: Mimi) -> str:
-    """A hash of Mimi's config and of every weight (names, shapes, dtypes, values). Config
-    fields left at None are left out, so optional fields added later (`decoder_n_filters`)
-    keep the fingerprints, and so the caches, of the codecs made before them."""
-    config = {k: v for k, v in asdict(mimi.config).items() if v is not None}
+    """A hash of what makes Mimi's codes: its config (the decoder's own fields and fields
+    left at None excepted, so optional fields added later keep the fingerprints of the codecs
+    made before them) and the weights of its encoding modules (names, shapes, dtypes, values).
+    A codec whose decoder alone was retrained or widened shares its codes, and so its cache."""
+    config = {k: v for k, v in asdict(mimi.config).items() if v is not None and k not in DECODER_FIELDS}
     h = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
-    for name, t in sorted(mimi.state_dict().items()):
-        h.update(f"{name}:{list(t.shape)}:{t.dtype}".encode())
-        h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    for prefix, module in mimi.encoding.items():
+        for name, t in sorted(module.state_dict().items()):
+            h.update(f"{prefix}.{name}:{list(t.shape)}:{t.dtype}".encode())
+            h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
 
 

@@ -49,7 +49,8 @@ def test_tiny_mimi_overfits_two_clips(tmp_path, one_thread):
 
 def test_full_step_with_discriminator_and_distillation(tmp_path, one_thread):
     teacher = DistillConfig(teacher="moshi.train.codec.distill:log_mel_teacher", teacher_kwargs={"n_mels": 8})
-    trainer = build_trainer(config(tmp_path, distill=teacher), torch.device("cpu"))
+    losses = CodecLossConfig(envelope=1.0)
+    trainer = build_trainer(config(tmp_path, distill=teacher, loss=losses), torch.device("cpu"))
     assert trainer.disc is not None and trainer.generator.distiller is not None
     disc_before = [p.detach().clone() for p in trainer.disc.parameters()]
     proj_before = trainer.generator.distiller.projection.weight.detach().clone()
@@ -59,6 +60,7 @@ def test_full_step_with_discriminator_and_distillation(tmp_path, one_thread):
         "loss",
         "mel",
         "waveform",
+        "envelope",
         "commitment",
         "distill",
         "adversarial",

@@ -147,20 +147,24 @@ def test_another_codec_does_not_share_codes(tmp_path, mimi):
     other = load_mimi(d / "weights.safetensors", d / "config.json")
     assert codec_fingerprint(other) == codec_fingerprint(mimi)
     with torch.no_grad():
-        next(other.parameters())[0].add_(1e-3)  # retrained weights: another cache folder
-    assert codec_fingerprint(other) != codec_fingerprint(mimi)
+        next(other.decoder.parameters())[0].add_(1e-3)  # a retrained decoder: the same codes
+    other.config = replace(other.config, decoder_n_filters=2 * other.config.n_filters)
+    assert codec_fingerprint(other) == codec_fingerprint(mimi)
+    for module in other.encoding.values():
+        with torch.no_grad():
+            next(module.parameters()).view(-1)[0].add_(1e-3)  # a retrained encoder: another cache
+        assert codec_fingerprint(other) != codec_fingerprint(mimi)
     assert CodesCache(tmp_path, other, 8).folder != CodesCache(tmp_path, mimi, 8).folder
 
 
 def test_fingerprints_outlive_new_optional_config_fields():
-    """The tiny codec's fingerprint as it was before MimiConfig had `decoder_n_filters`: caches
-    made then stay valid. A field set to a value changes it."""
+    """The tiny codec's fingerprint since stop 25 (what makes the codes only): caches made
+    since stay valid, and config fields added later at None keep it."""
     d = FIXTURES / "mimi_tiny"
     mimi = load_mimi(d / "weights.safetensors", d / "config.json")
-    assert mimi.config.decoder_n_filters is None
-    assert codec_fingerprint(mimi) == "14a0e5ff36fafed2"
-    mimi.config = replace(mimi.config, decoder_n_filters=mimi.config.n_filters)
-    assert codec_fingerprint(mimi) != "14a0e5ff36fafed2"
+    assert codec_fingerprint(mimi) == "24ce529620895833"
+    mimi.config = replace(mimi.config, total_codebooks=mimi.config.total_codebooks - 1)  # codes depend on it
+    assert codec_fingerprint(mimi) != "24ce529620895833"
 
 
 def test_bad_files_are_skipped_counted_and_named(tmp_path, data, mimi, configs, caplog):

@@ -55,6 +55,7 @@ class CodecLossConfig:
 
     mel: float = 1.0  # multi-scale log-mel L1 (what starts training on small budgets)
     waveform: float = 0.1  # waveform L1
+    envelope: float = 0.0  # 1 - correlation of third-octave band envelopes (STOI's measure)
     adversarial: float = 3.0  # hinge loss of the multi-scale STFT discriminator
     feature_matching: float = 3.0
     commitment: float = 1.0

@@ -1,7 +1,8 @@
 """One training step of Mimi and its multi-scale STFT discriminator.
 
 The generator (Mimi, plus the distillation projection) minimises
-    mel * multi-scale log-mel L1 + waveform * L1 + commitment * commitment
+    mel * multi-scale log-mel L1 + waveform * L1 + envelope * (1 - band-envelope correlation)
+    + commitment * commitment
     + adversarial * hinge + feature_matching * relative L1 + distill * cosine,
 the discriminator its hinge loss on real audio against the reconstructions (first, each
 step, once `adversarial_start` steps have passed). Each has its own AdamW and cosine
@@ -23,7 +24,7 @@ from ...codec.quantizer import Quantized, VQTraining
 from .config import CodecTrainConfig
 from .discriminator import MultiScaleSTFTDiscriminator
 from .distill import SemanticDistiller
-from .losses import MultiScaleMelLoss, discriminator_hinge, feature_matching, generator_hinge
+from .losses import EnvelopeLoss, MultiScaleMelLoss, discriminator_hinge, feature_matching, generator_hinge
 
 
 class CodecGenerator(nn.Module):
@@ -45,7 +46,7 @@ class CodecGenerator(nn.Module):
         self.mimi, self.distiller = mimi, distiller
         self.num_codebooks, self.vq, self.decoder_only = num_codebooks, vq, decoder_only
         if decoder_only:
-            for frozen in (mimi.encoder, mimi.encoder_transformer, mimi.downsample, mimi.quantizer):
+            for frozen in mimi.encoding.values():
                 frozen.requires_grad_(False)
 
     def forward(self, pcm: Tensor) -> tuple[Tensor, Quantized, Tensor | None]:
@@ -82,6 +83,7 @@ class CodecTrainer:
         device = next(generator.parameters()).device
         self.model = wrap(generator)
         self.mel = MultiScaleMelLoss(generator.mimi.sample_rate).to(device)
+        self.envelope = EnvelopeLoss(generator.mimi.sample_rate).to(device)
         o = cfg.optim
         self.lr_factor = cosine_schedule(o.lr, o.final_lr, o.warmup_steps, cfg.max_steps)
         self.opt = torch.optim.AdamW(
@@ -102,6 +104,8 @@ class CodecTrainer:
         self._set_lr(self.opt, o.lr * self.lr_factor(step))
         out, q, distill = self.model(pcm)
         losses = {"mel": self.mel(out, pcm), "waveform": F.l1_loss(out, pcm), "commitment": q.commitment}
+        if w.envelope > 0:
+            losses["envelope"] = self.envelope(out, pcm)
         if distill is not None:
             losses["distill"] = distill
         logged: dict[str, float] = {}
@@ -112,6 +116,7 @@ class CodecTrainer:
         weights = {
             "mel": w.mel,
             "waveform": w.waveform,
+            "envelope": w.envelope,
             "commitment": w.commitment,
             "distill": w.distill,
             "adversarial": w.adversarial,
