@@ -11,6 +11,8 @@ from typing import Any
 from ..audio import exact_div
 from ..config_reader import ConfigReader
 
+DECODER_FIELDS = ("decoder_n_filters",)  # MimiConfig fields that shape the decoder alone
+
 
 @dataclass(frozen=True)
 class MimiConfig:

@@ -34,8 +34,8 @@ def merge_corpora(out_dir: str | Path, builds: list[str | Path], *, force: bool 
     repeated = sorted({str(s) for s in sources if sources.count(s) > 1})
     if repeated:
         raise ValueError(f"a corpus given twice: {', '.join(repeated)}")
-    for name in SHARED_FILES:
-        first = (sources[0] / name).read_bytes()
+    shared = {name: (sources[0] / name).read_bytes() for name in SHARED_FILES}
+    for name, first in shared.items():
         other = next((s for s in sources[1:] if (s / name).read_bytes() != first), None)
         if other is not None:
             raise ValueError(f"{name} differs between {sources[0]} and {other}: builds of one grammar only")
@@ -51,8 +51,8 @@ def merge_corpora(out_dir: str | Path, builds: list[str | Path], *, force: bool 
             rows = [row for part in parts for row in part]
             (out / split / f"{kind}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
             hours[f"{split}/{kind}.jsonl"] = round(sum(r["duration"] for r in rows) / 3600, 4)
-    for name in SHARED_FILES:
-        (out / name).write_bytes((sources[0] / name).read_bytes())
+    for name, content in shared.items():
+        (out / name).write_bytes(content)
     total = sum(h for name, h in hours.items() if not name.endswith(f"/{MONO}.jsonl"))
     summary = {"merged": [str(s) for s in sources], "hours": hours, "total_hours": round(total, 4)}
     (out / "corpus.json").write_text(json.dumps(summary, indent=1) + "\n")

@@ -24,8 +24,8 @@ from torch import Tensor
 
 from ..audio import read_audio_channels
 from ..codec import Mimi
+from ..codec.config import DECODER_FIELDS
 
-DECODER_FIELDS = ("decoder_n_filters",)  # MimiConfig fields no code depends on
 ENCODE_CHUNK_FRAMES = 16  # frames per streaming Mimi call: memory stays flat on long files
 _HASH_BLOCK = 1 << 20
 

@@ -150,10 +150,17 @@ def test_another_codec_does_not_share_codes(tmp_path, mimi):
         next(other.decoder.parameters())[0].add_(1e-3)  # a retrained decoder: the same codes
     other.config = replace(other.config, decoder_n_filters=2 * other.config.n_filters)
     assert codec_fingerprint(other) == codec_fingerprint(mimi)
-    for module in other.encoding.values():
+    for module in other.encoding.values():  # a retrained encoding module: another cache
+        weight = next(module.parameters())
+        kept = weight.detach().clone()
         with torch.no_grad():
-            next(module.parameters()).view(-1)[0].add_(1e-3)  # a retrained encoder: another cache
+            weight.view(-1)[0].add_(1e-3)
         assert codec_fingerprint(other) != codec_fingerprint(mimi)
+        with torch.no_grad():
+            weight.copy_(kept)
+        assert codec_fingerprint(other) == codec_fingerprint(mimi)
+    with torch.no_grad():
+        next(other.encoder.parameters()).view(-1)[0].add_(1e-3)
     assert CodesCache(tmp_path, other, 8).folder != CodesCache(tmp_path, mimi, 8).folder
 
 
