@@ -41,6 +41,7 @@ class ModelFiles:
         tokenizer: str | Path | None = None,
         config: str | Path | dict[str, Any] | None = None,
         lora_weight: str | Path | None = None,
+        mimi_config: str | Path | None = None,
     ) -> ModelFiles:
         """Find (downloading when needed) every file of a model. Only the files that are
         not given explicitly are looked up in `hf_repo`: a hub repo id, or a local folder
@@ -70,13 +71,13 @@ class ModelFiles:
                 return locate(explicit, hf_repo, typed=True)
             return locate(name, hf_repo, base_dir)
 
-        mimi_config = locate(kcfg.mimi_config_name, hf_repo, base_dir) if kcfg.mimi_config_name else None
+        any_mimi_config = mimi_config is not None or bool(kcfg.mimi_config_name)
         return cls(
             config=kcfg,
             lm_weights=find(moshi_weight, kcfg.moshi_name),
             mimi_weights=find(mimi_weight, kcfg.mimi_name),
             tokenizer=find(tokenizer, kcfg.tokenizer_name),
-            mimi_config=mimi_config,
+            mimi_config=find(mimi_config, kcfg.mimi_config_name or "") if any_mimi_config else None,
             lora_weights=find(lora_weight, kcfg.lora_name or "") if lora_weight or kcfg.lora_name else None,
         )
 

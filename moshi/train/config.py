@@ -35,6 +35,7 @@ class DataConfig:
 class ModelPaths:
     hf_repo_id: str | None = "kyutai/moshiko-pytorch-bf16"
     mimi_path: str | None = None
+    mimi_config_path: str | None = None  # the codec's mimi_config.json (a small codec: ours)
     moshi_path: str | None = None
     tokenizer_path: str | None = None
     config_path: str | None = None

@@ -58,7 +58,7 @@ def build_model(config: TrainConfig, d: Dist) -> Built:
         here = Path(config.model.config).parent
         mimi = locate(p.mimi_path or kcfg.mimi_name, p.hf_repo_id, here)
         tokenizer = locate(p.tokenizer_path or kcfg.tokenizer_name, p.hf_repo_id, here)
-        name = kcfg.mimi_config_name
+        name = p.mimi_config_path or kcfg.mimi_config_name
         mimi_config = locate(name, p.hf_repo_id, here) if name else None
         model, base = fresh_model(kcfg, d.device, config.model.init_std), None
         if config.model.init_from is not None:
@@ -68,6 +68,7 @@ def build_model(config: TrainConfig, d: Dist) -> Built:
             hf_repo=p.hf_repo_id,
             moshi_weight=p.moshi_path,
             mimi_weight=p.mimi_path,
+            mimi_config=p.mimi_config_path,
             tokenizer=p.tokenizer_path,
             config=p.config_path,
         )

@@ -25,7 +25,8 @@ def test_recipe_parses_and_its_committed_inputs_exist(recipe):
         cfg = TrainConfig.load(recipe)
         config = cfg.model.config or cfg.moshi_paths.config_path  # a fresh model, or a run's
         assert config is not None
-        paths = [config, cfg.model.init_from, cfg.moshi_paths.moshi_path]
+        p = cfg.moshi_paths
+        paths = [config, cfg.model.init_from, p.moshi_path, p.mimi_path, p.mimi_config_path]
         if committed_paths([config]):
             model = json.loads((REPO / config).read_text())
             paths += [model.get("mimi_name"), model.get("mimi_config_name")]

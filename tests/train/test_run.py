@@ -8,7 +8,9 @@ import torch
 from moshi.lm.lora import has_lora
 from moshi.models import ModelFiles
 from moshi.train.config import TrainConfig
-from moshi.train.lm import main
+from moshi.train.distributed import Dist
+from moshi.train.lm import build_model, main
+from tests.support.fixtures import FIXTURES, config_of
 from tests.support.train import PatternDataset, tiny_config, tiny_lm
 
 
@@ -61,3 +63,16 @@ def test_lora_checkpoint_loads_with_and_without_fusing(tmp_path):
     codes = PatternDataset(adapted, n=2, T=8)[1][None]
     with torch.no_grad():
         torch.testing.assert_close(fused(codes).logits, adapted(codes).logits, rtol=0, atol=1e-5)
+
+
+def test_the_codec_config_named_in_moshi_paths_wins(tmp_path):
+    """`moshi_paths.mimi_config_path` names the codec beside `mimi_path`, over the LM config's
+    mimi_config_name, whether the model loads weights or starts fresh from `model.config`."""
+    codec = tmp_path / "codec.json"
+    codec.write_bytes((FIXTURES / "mimi_tiny" / "config.json").read_bytes())
+    lm_config = tmp_path / "lm.json"
+    lm_config.write_text(json.dumps(config_of(FIXTURES / "moshi_lm_tiny", mimi_config_name="absent.json")))
+    for model in [{}, {"model": {"config": str(lm_config)}}]:
+        config = tiny_config(tmp_path / "run", **model)
+        config["moshi_paths"] |= {"config_path": str(lm_config), "mimi_config_path": str(codec)}
+        assert build_model(TrainConfig.from_dict(config), Dist()).mimi_config == codec
