@@ -87,7 +87,8 @@ def main() -> None:
             scores = [stoi(pcm, round_trip(pcm)) for pcm in _audio(manifest, args.limit)]
             ratio = rows["codec"]["wer"] / max(rows["original"]["wer"], 1e-9)
             print(json.dumps({"bench": "quality", "metric": "codec", "manifest": rows["codec"]["manifest"],
-                              "stoi_mean": round(float(np.mean(scores)), 4), "wer_ratio": round(ratio, 3),
+                              "stoi_mean": round(float(np.nanmean(scores)), 4), "wer_ratio": round(ratio, 3),
+                              "stoi_files": int(np.isfinite(scores).sum()),  # the rest too short for it
                               "codec": str(args.codec[0])}), flush=True)  # fmt: skip
 
 
