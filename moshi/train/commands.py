@@ -1,4 +1,4 @@
-"""The `train` subcommands (lm, codec, plot), shared by `moshi train ...` (moshi/cli/train.py) and
+"""The `train` subcommands (lm, codec, cache, plot), shared by `moshi train ...` (moshi/cli/train.py) and
 `python -m moshi.train ...` (what torchrun runs: `torchrun --nproc-per-node N -m
 moshi.train lm CONFIG.yaml`). Each sets `train_run(args) -> exit code`; user errors are
 ValueErrors, printed as one line by the caller."""
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -47,6 +48,16 @@ def add_commands(
         p.add_argument("--no-progress", action="store_true", help="no progress bar (metrics still logged)")
         p.set_defaults(train_run=run)
     p = sub.add_parser(
+        "cache",
+        help="encode a run's audio into its codes cache first, on every core",
+        description="Encode the audio of CONFIG.yaml's manifests that its codes cache lacks, one "
+        "process of one thread per worker: `moshi train lm` then finds it all there.",
+        formatter_class=formatter,
+    )
+    p.add_argument("config", help="the YAML config of `moshi train lm`")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes")
+    p.set_defaults(train_run=_cache)
+    p = sub.add_parser(
         "plot",
         help="write a PNG of a run's loss curves",
         description="Plot RUN_DIR/metrics.jsonl (needs matplotlib).",
@@ -83,6 +94,14 @@ def _report(result: RunResult) -> int:
         )
         return INTERRUPTED
     log.info("done: %d steps, last checkpoint %s", result.step, result.checkpoint)
+    return 0
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from .config import TrainConfig
+    from .fill_cache import fill_cache
+
+    fill_cache(TrainConfig.load(args.config), args.workers)
     return 0
 
 

@@ -85,6 +85,11 @@ class Layout:
     padding_before_start: bool = False  # text before the file's start: padding, not unknown (-1)
     silence_after_s: float = 0.0  # the file goes on in silence this long (text: padding)
 
+    def codes_cache(self, folder: str | Path, mimi: Mimi) -> CodesCache:
+        """Where this layout's codes of a file are kept (its codebooks, its silence after)."""
+        tail = math.ceil(self.silence_after_s * FRAME_RATE)
+        return CodesCache(folder, mimi, self.codebooks, tail_frames=tail)
+
 
 def task_layout(task: str, config: KyutaiConfig | LMConfig, delay_s: float | None = None) -> Layout:
     """The layout of `task` for a model. `delay_s` overrides the text's delay read from the
@@ -160,8 +165,7 @@ class LMDataset:
         self.num_frames = math.ceil(duration_sec * FRAME_RATE)
         self.main_speaker, self.random_crop, self.seed = main_speaker, random_crop, seed
         self.epoch = 0
-        tail = math.ceil(self.layout.silence_after_s * FRAME_RATE)
-        self.cache = CodesCache(cache_dir, mimi, self.layout.codebooks, tail_frames=tail)
+        self.cache = self.layout.codes_cache(cache_dir, mimi)
         self.skipped: Counter[str] = Counter()
         entries = read_manifest(manifest) if isinstance(manifest, (str, Path)) else list(manifest)
         self.files: list[_File] = []

@@ -38,6 +38,45 @@ DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch
 
 
 @dataclass(frozen=True)
+class Sources:
+    """The files a run's model is made from, nothing loaded yet. `weights`: the LM's files
+    (`moshi_paths`); None when the model starts fresh from `model.config`."""
+
+    config: KyutaiConfig
+    mimi: Path
+    mimi_config: Path | None
+    tokenizer: Path
+    weights: ModelFiles | None
+
+
+def sources(config: TrainConfig) -> Sources:
+    """Where the model, its codec and its tokenizer come from (found, or downloaded, not loaded)."""
+    p = config.moshi_paths
+    if config.model.config is not None:
+        kcfg = KyutaiConfig.load(config.model.config)
+        here = Path(config.model.config).parent
+        mimi = locate(p.mimi_path or kcfg.mimi_name, p.hf_repo_id, here)
+        tokenizer = locate(p.tokenizer_path or kcfg.tokenizer_name, p.hf_repo_id, here)
+        name = p.mimi_config_path or kcfg.mimi_config_name
+        mimi_config = locate(name, p.hf_repo_id, here) if name else None
+        return Sources(kcfg, mimi, mimi_config, tokenizer, None)
+    files = ModelFiles.resolve(
+        hf_repo=p.hf_repo_id,
+        moshi_weight=p.moshi_path,
+        mimi_weight=p.mimi_path,
+        mimi_config=p.mimi_config_path,
+        tokenizer=p.tokenizer_path,
+        config=p.config_path,
+    )
+    return Sources(files.config, files.mimi_weights, files.mimi_config, files.tokenizer, files)
+
+
+def cache_folder(config: TrainConfig) -> Path:
+    """The codes cache: `cache_dir`, else `codes_cache` beside the run directory."""
+    return Path(config.cache_dir) if config.cache_dir else Path(config.run_dir).parent / "codes_cache"
+
+
+@dataclass(frozen=True)
 class Built:
     model: LMModel
     config: KyutaiConfig
@@ -50,31 +89,15 @@ class Built:
 def build_model(config: TrainConfig, d: Dist) -> Built:
     """The model to train (trainable parameters float32, frozen ones in `param_dtype` on a
     GPU), on this process's device, with LoRA applied when enabled."""
-    p = config.moshi_paths
+    src = sources(config)
     torch.manual_seed(config.seed)  # the same fresh weights / adapters in every process
     base: Path | None
-    if config.model.config is not None:
-        kcfg = KyutaiConfig.load(config.model.config)
-        here = Path(config.model.config).parent
-        mimi = locate(p.mimi_path or kcfg.mimi_name, p.hf_repo_id, here)
-        tokenizer = locate(p.tokenizer_path or kcfg.tokenizer_name, p.hf_repo_id, here)
-        name = p.mimi_config_path or kcfg.mimi_config_name
-        mimi_config = locate(name, p.hf_repo_id, here) if name else None
-        model, base = fresh_model(kcfg, d.device, config.model.init_std), None
+    if src.weights is None:
+        model, base = fresh_model(src.config, d.device, config.model.init_std), None
         if config.model.init_from is not None:
             warm_start(model, config.model.init_from)
     else:
-        files = ModelFiles.resolve(
-            hf_repo=p.hf_repo_id,
-            moshi_weight=p.moshi_path,
-            mimi_weight=p.mimi_path,
-            mimi_config=p.mimi_config_path,
-            tokenizer=p.tokenizer_path,
-            config=p.config_path,
-        )
-        kcfg, mimi, tokenizer, base = files.config, files.mimi_weights, files.tokenizer, files.lm_weights
-        mimi_config = files.mimi_config
-        model = files.load_lm(device=d.device, dtype=torch.float32)
+        model, base = src.weights.load_lm(device=d.device, dtype=torch.float32), src.weights.lm_weights
     lora = None
     if config.lora.enable:
         c = config.lora
@@ -86,8 +109,10 @@ def build_model(config: TrainConfig, d: Dist) -> Built:
         for param in model.parameters():
             if not param.requires_grad:
                 param.data = param.data.to(dtype)
-    release = Release(kcfg, base, mimi, tokenizer, dtype, mimi_config, lora, config.save_adapters)
-    return Built(model.train(), kcfg, mimi, mimi_config, tokenizer, release)
+    release = Release(
+        src.config, base, src.mimi, src.tokenizer, dtype, src.mimi_config, lora, config.save_adapters
+    )
+    return Built(model.train(), src.config, src.mimi, src.mimi_config, src.tokenizer, release)
 
 
 def fresh_model(config: KyutaiConfig, device: torch.device, std: float) -> LMModel:
@@ -109,7 +134,7 @@ def build_datasets(config: TrainConfig, built: Built, d: Dist) -> tuple[CodesDat
     cache first; the others then find it there."""
     lm = built.config.lm
     mimi = load_mimi(built.mimi, built.mimi_config, num_codebooks=max(lm.dep_q, lm.n_q - lm.dep_q))
-    cache = Path(config.cache_dir) if config.cache_dir else Path(config.run_dir).parent / "codes_cache"
+    cache = cache_folder(config)
     common = dict(
         mimi=mimi,
         tokenizer=built.tokenizer,
