@@ -105,8 +105,7 @@ class ModelFiles:
 
     def load_mimi(self, device: str | torch.device = "cpu", num_codebooks: int | None = None) -> Mimi:
         """Mimi with as many codebooks as the LM reads (8 for Moshi, 32 for speech-to-text)."""
-        lm = self.config.lm
-        n = num_codebooks or max(lm.dep_q, lm.n_q - lm.dep_q)
+        n = num_codebooks or self.config.lm.mimi_codebooks
         return load_mimi(self.mimi_weights, self.mimi_config, num_codebooks=n, device=device)
 
     def load_tokenizer(self) -> TextTokenizer:

@@ -102,6 +102,12 @@ class LMConfig:
         return self.n_q - self.dep_q
 
     @property
+    def mimi_codebooks(self) -> int:
+        """Mimi codebooks per audio stream group the model reads or writes (8 for Moshi, 32 for
+        speech-to-text): how many a Mimi for it decodes and encodes."""
+        return max(self.dep_q, self.num_user_streams)
+
+    @property
     def max_delay(self) -> int:
         return max(self.delays)
 

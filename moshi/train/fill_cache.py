@@ -55,12 +55,11 @@ def fill_cache(config: TrainConfig, workers: int) -> Filled:
         raise ValueError(f"workers must be >= 1, got {workers}")
     src = sources(config)
     layout = task_layout(config.task, src.config)
-    lm = src.config.lm
-    manifests = [m for m in (config.data.train_data, config.data.eval_data) if m]
-    if not manifests:
+    if not config.data.train_data:
         raise ValueError("config.data.train_data: no training manifest given")
+    manifests = [m for m in (config.data.train_data, config.data.eval_data) if m]
     files = list(dict.fromkeys(e.path for m in manifests for e in read_manifest(m)))
-    codebooks = max(lm.dep_q, lm.n_q - lm.dep_q)  # as build_datasets loads Mimi
+    codebooks = src.config.lm.mimi_codebooks
     shares = [
         _Share(src.mimi, src.mimi_config, codebooks, layout, cache_folder(config), tuple(files[i::workers]))
         for i in range(min(workers, max(1, len(files))))

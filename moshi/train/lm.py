@@ -132,8 +132,7 @@ def fresh_model(config: KyutaiConfig, device: torch.device, std: float) -> LMMod
 def build_datasets(config: TrainConfig, built: Built, d: Dist) -> tuple[CodesDataset, CodesDataset | None]:
     """The manifests' datasets (dataset.py). The main process encodes the audio into the codes
     cache first; the others then find it there."""
-    lm = built.config.lm
-    mimi = load_mimi(built.mimi, built.mimi_config, num_codebooks=max(lm.dep_q, lm.n_q - lm.dep_q))
+    mimi = load_mimi(built.mimi, built.mimi_config, num_codebooks=built.config.lm.mimi_codebooks)
     cache = cache_folder(config)
     common = dict(
         mimi=mimi,
