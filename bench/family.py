@@ -7,11 +7,13 @@ bfloat16), and each task at least 5x faster than real time on 2 CPU threads, i.e
     tts       the LM step (text, depformer over 8 codebooks) + Mimi decode of one frame
     dialogue  Mimi encode + the LM step + Mimi decode
 
-    python bench/family.py                      # random weights of recipes/small's configs
+    python bench/family.py                      # shipped models' configs (moshi/small), else recipes'
     python bench/family.py --repeat 3           # best of 3 (a busy machine)
     python bench/family.py --smoke              # a few steps (CI)
 
 Weights are random (speed does not depend on them); float32 compute, as a CPU runs them.
+Each task's config is the shipped model's (`moshi/small/KIND/config.json`) when the package
+ships that kind, else `recipes/small/KIND.json`; `--configs DIR` reads `DIR/KIND.json` for all.
 `frame_ms` is wall-clock time; `cpu_ms` the process's CPU time per frame, all threads
 together: on a machine shared with other work (a training run), `--threads 1` and its
 `cpu_ms` estimate what one idle core takes, which bounds what 2 idle cores take.
@@ -33,6 +35,7 @@ from moshi.codec import Mimi
 from moshi.lm import LMModel
 from moshi.lm.config import KyutaiConfig
 from moshi.lm.generator import Generator
+from moshi.small import model_folder, shipped_kinds
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes" / "small"
 TASKS = {"stt": ("encode",), "tts": ("decode",), "dialogue": ("encode", "decode")}
@@ -45,6 +48,13 @@ SHIP_BYTES = 2  # bfloat16
 
 def emit(**line: object) -> None:
     print(json.dumps(line), flush=True)
+
+
+def task_config(task: str, folder: Path | None) -> Path:
+    """The config.json a task is timed with: `folder`'s, else the shipped model's, else the recipe's."""
+    if folder is not None:
+        return folder / f"{task}.json"
+    return model_folder(task) / "config.json" if task in shipped_kinds() else RECIPES / f"{task}.json"
 
 
 def random_lm(config: KyutaiConfig) -> LMModel:
@@ -84,7 +94,7 @@ def time_task(mimi: Mimi, lm: LMModel, parts: tuple[str, ...], steps: int, warmu
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
-        "--configs", type=Path, default=RECIPES, help="folder of stt.json, tts.json, dialogue.json"
+        "--configs", type=Path, default=None, help="folder of stt.json, tts.json, dialogue.json (else: above)"
     )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--steps", type=int, default=50)
@@ -100,7 +110,8 @@ def main() -> None:
          mb_bf16=round(codec_params * SHIP_BYTES / 1e6, 2))  # fmt: skip
     total = codec_params
     for task, parts in TASKS.items():
-        config = KyutaiConfig.load(args.configs / f"{task}.json")
+        path = task_config(task, args.configs)
+        config = KyutaiConfig.load(path)
         lm = random_lm(config)
         params = sum(x.numel() for x in lm.parameters())
         total += params
@@ -112,6 +123,7 @@ def main() -> None:
         emit(
             bench="family",
             model=task,
+            config=str(path),
             params_m=round(params / 1e6, 3),
             mb_bf16=round(params * SHIP_BYTES / 1e6, 2),
             **{f"{k}_ms": round(best[k], 2) for k in names},

@@ -8,6 +8,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from moshi.cli import common
 from moshi.cli.main import main
 from moshi.lm import KyutaiConfig, load_lm
 from moshi.tts import ScriptBuilder
@@ -136,7 +137,8 @@ def test_a_lookahead_needs_a_second_text_stream(tts_lm):
 
 
 def test_speak_with_the_default_model(tmp_path, monkeypatch):
-    """`moshi speak` with no model flags: kyutai/tts-1.6b-en_fr's files (here the tiny model
+    """`moshi speak` with no model flags on a machine where the package's own TTS is not the default
+    (a GPU): kyutai/tts-1.6b-en_fr's files (here the tiny model
     with its features, in a fake hub cache) give the speech of the TTS API."""
     config = config_of(
         TTS_16B_TINY,
@@ -153,6 +155,7 @@ def test_speak_with_the_default_model(tmp_path, monkeypatch):
         "tokenizer.model": FIXTURES / "tiny_spm_100.model",
     }
     fake_hub_cache(tmp_path / "hub", monkeypatch, "kyutai/tts-1.6b-en_fr", files)
+    monkeypatch.setattr(common, "shipped_kinds", lambda: ())  # on a CPU the package's own TTS comes first
     out, timings, voice = tmp_path / "out.wav", tmp_path / "words.json", TTS_16B_TINY / "voice.safetensors"
     text = "hokopily qu zihogequ midaba"
     assert (
