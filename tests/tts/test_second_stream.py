@@ -137,9 +137,9 @@ def test_a_lookahead_needs_a_second_text_stream(tts_lm):
 
 
 def test_speak_with_the_default_model(tmp_path, monkeypatch):
-    """`moshi speak` with no model flags on a machine where the package's own TTS is not the default
-    (a GPU): kyutai/tts-1.6b-en_fr's files (here the tiny model
-    with its features, in a fake hub cache) give the speech of the TTS API."""
+    """`moshi speak` with no model flags where the package's own TTS is not the default (a GPU
+    machine): kyutai/tts-1.6b-en_fr's files (here the tiny model with its features, in a fake
+    hub cache) give the speech of the TTS API."""
     config = config_of(
         TTS_16B_TINY,
         moshi_name="dsm_tts.safetensors",
