@@ -1,8 +1,9 @@
 """1-d convolutions as one matrix product, for the CPU shapes where PyTorch's native
 convolution is slow: big weights (Mimi's strided SEANet convs and its 1024-channel convs,
-1M parameters and more). Each function equals its `torch.nn.functional` namesake with
-groups 1 and no padding, up to float rounding; `Conv1d` and `ConvTranspose1d` are the
-torch modules that take them where `prefers_matmul` says so.
+1M parameters and more), and mid-size ones in a streaming call (a few steps: the small
+codec's). Each function equals its `torch.nn.functional` namesake with groups 1 and no
+padding, up to float rounding; `Conv1d` and `ConvTranspose1d` are the torch modules that
+take them where `prefers_matmul` (or, for a few output channels, `has_taps_shape`) says so.
 """
 
 from __future__ import annotations
@@ -22,6 +23,18 @@ MatMul = Callable[[Tensor], Tensor]
 MATMUL_MIN_WEIGHTS = 1 << 20
 
 
+# In a streaming call, with at most STREAMING_MAX_STEPS steps out (a transposed conv: in), a
+# product beats the native kernel from this many weights on, kernels wider than 1 (on 2-core
+# EPYC and Xeon machines, torch 2.13, the small codec's 128k-524k weights at 1-24 steps: 2-3x;
+# 1x1 convs and longer inputs stay native). bench/codec.py --preset mimi-small times it.
+STREAMING_MATMUL_MIN_WEIGHTS = 1 << 17
+STREAMING_MAX_STEPS = 32
+
+# Up to this many output channels, a plain unstrided conv wider than 1 runs as one product
+# per tap (`conv1d_taps`): Mimi's last conv (1 channel) ~10x faster than the native kernel,
+# the small codec's 8-channel residual convs at 24 kHz ~2x.
+TAPS_MAX_CHANNELS = 8
+
 # Up to this many input steps (a streaming call: one or two), a depthwise transposed conv
 # (Mimi's upsampling) runs as a broadcast product: PyTorch's native kernel costs a fixed
 # ~0.1-0.3 ms a call there. On longer inputs the native kernel wins.
@@ -35,14 +48,27 @@ def has_matmul_shape(conv: nn.Conv1d | nn.ConvTranspose1d) -> bool:
 
 
 def prefers_matmul(conv: nn.Conv1d | nn.ConvTranspose1d, x: Tensor) -> bool:
-    """Whether `conv1d` / `conv_transpose1d` below should replace `conv` on `x`."""
-    return x.device.type == "cpu" and has_matmul_shape(conv)
+    """Whether `conv1d` / `conv_transpose1d` below should replace `conv` on `x` [B, C_in, T]:
+    a big weight, or a mid-size one in a streaming call (STREAMING_MAX_STEPS)."""
+    if x.device.type != "cpu" or conv.groups != 1:
+        return False
+    if has_matmul_shape(conv):
+        return True
+    (k,), (stride,), (dilation,) = conv.kernel_size, conv.stride, conv.dilation
+    steps = (
+        x.shape[-1]
+        if isinstance(conv, nn.ConvTranspose1d)
+        else (x.shape[-1] - (k - 1) * dilation - 1) // stride + 1
+    )
+    return k > 1 and conv.weight.numel() >= STREAMING_MATMUL_MIN_WEIGHTS and steps <= STREAMING_MAX_STEPS
 
 
 def has_taps_shape(conv: nn.Conv1d) -> bool:
-    """A plain, unstrided conv to one output channel (Mimi's last, back to the waveform),
-    where the native CPU kernel runs at a few GFLOP/s: `conv1d_taps` is ~10x faster."""
-    return conv.groups == 1 and conv.stride[0] == 1 and conv.out_channels == 1
+    """A plain, unstrided conv wider than 1 to a few output channels (Mimi's last, back to the
+    waveform; the small codec's first residual convs), where the native CPU kernel runs at a
+    few GFLOP/s: `conv1d_taps` is 2-10x faster."""
+    k, out = conv.kernel_size[0], conv.out_channels
+    return conv.groups == 1 and conv.stride[0] == 1 and out <= TAPS_MAX_CHANNELS and (k > 1 or out == 1)
 
 
 def prefers_broadcast(conv: nn.ConvTranspose1d, x: Tensor) -> bool:

@@ -66,7 +66,9 @@ def test_depthwise_conv_transpose1d_equals_torch(batch, channels, kernel, stride
 
 def test_the_rules_for_few_channels_and_steps():
     assert fast.has_taps_shape(torch.nn.Conv1d(64, 1, 3))  # Mimi's last conv, to the waveform
-    assert not fast.has_taps_shape(torch.nn.Conv1d(64, 2, 3))
+    assert fast.has_taps_shape(torch.nn.Conv1d(16, 8, 3))  # the small codec's at 24 kHz
+    assert not fast.has_taps_shape(torch.nn.Conv1d(64, fast.TAPS_MAX_CHANNELS + 1, 3))
+    assert not fast.has_taps_shape(torch.nn.Conv1d(16, 8, 1))  # 1x1: native
     assert not fast.has_taps_shape(torch.nn.Conv1d(64, 1, 4, stride=2))
     upsample = torch.nn.ConvTranspose1d(8, 8, 4, stride=2, groups=8)
     assert fast.prefers_broadcast(upsample, torch.zeros(1, 8, fast.DEPTHWISE_MAX_STEPS))
@@ -85,6 +87,18 @@ def test_the_rule_reads_shapes_only():
     assert not fast.prefers_matmul(small, x)
     assert not fast.prefers_matmul(depthwise, x)
     assert not fast.prefers_matmul(big, x.to("meta"))
+
+
+def test_mid_size_weights_take_the_product_in_streaming_calls_only():
+    mid = torch.nn.Conv1d(128, 256, 16, stride=8)  # 524k weights: the small codec's last down
+    steps = fast.STREAMING_MAX_STEPS
+    assert fast.prefers_matmul(mid, torch.zeros(1, 128, 15 * 8 + 16))  # 16 steps out
+    assert not fast.prefers_matmul(mid, torch.zeros(1, 128, steps * 8 + 16))  # offline: native
+    assert not fast.prefers_matmul(torch.nn.Conv1d(512, 512, 1), torch.zeros(1, 512, 2))  # 1x1
+    assert not fast.prefers_matmul(torch.nn.Conv1d(64, 32, 3), torch.zeros(1, 64, 4))  # small
+    up = torch.nn.ConvTranspose1d(256, 128, 16, stride=8)  # steps in
+    assert fast.prefers_matmul(up, torch.zeros(1, 256, steps))
+    assert not fast.prefers_matmul(up, torch.zeros(1, 256, steps + 1))
 
 
 @pytest.fixture
