@@ -127,8 +127,9 @@ def tts_rows(
 
 def dialogue_outputs(
     model_dir: Path, users: list[np.ndarray], options: SamplingOptions
-) -> list[tuple[np.ndarray, list[tuple[str, float, float]]]]:
-    """The user's channels [T] through the engine -> (Moshi's channel [T'], its words)."""
+) -> tuple[list[tuple[np.ndarray, list[tuple[str, float, float]]]], list[str] | None]:
+    """The user's channels [T] through the engine -> (Moshi's channel [T'], its words) each,
+    and what the model wrote down of the user's words (None: a model that does not)."""
     files = ModelFiles.resolve(str(model_dir))
     lm, mimi, tokenizer = files.load_lm(dtype=torch.float32), files.load_mimi(), files.load_tokenizer()
     dialogues = [Dialogue.of(u, round(MAX_TAIL_S * FRAME_RATE)) for u in users]
@@ -140,7 +141,7 @@ def dialogue_outputs(
     for i in range(len(users)):
         words = done[i].transcript(tokenizer, eop).words
         out.append((done[i].moshi_pcm(), [(w.text, w.start, w.end) for w in words]))
-    return out
+    return out, [done[i].heard_text() for i in range(len(users))] if tokenizer.user_turns else None
 
 
 def score_dialogues(
@@ -190,6 +191,10 @@ def dialogue_rows(
              for x, m in zip(stereo, metas, strict=True)]  # fmt: skip
     transcribe = recogniser.transcribe if recogniser is not None else None
     rows = {"corpus": score_dialogues(metas, truth, transcribe)}
-    outputs = dialogue_outputs(model_dir, [x[USER_CHANNEL] for x in stereo], options)
+    outputs, heard = dialogue_outputs(model_dir, [x[USER_CHANNEL] for x in stereo], options)
     rows["model"] = score_dialogues(metas, outputs, transcribe)
+    if heard is not None:  # how well it writes down the user's words: their word error rate
+        said = [" ".join(w for w, _, who in m["alignments"] if who != MAIN_SPEAKER) for m in metas]
+        errors = sum((word_errors(t, h) for t, h in zip(said, heard, strict=True)), Errors())
+        rows["model"]["heard_wer"] = round(errors.rate, 4)
     return rows

@@ -110,4 +110,6 @@ class ModelFiles:
 
     def load_tokenizer(self) -> TextTokenizer:
         lm = self.config.lm
-        return TextTokenizer(self.tokenizer, hidden_ids=(lm.text_end_padding_id, lm.text_padding_id))
+        hidden = (lm.text_end_padding_id, lm.text_padding_id)
+        user_turns = self.config.dialogue_config.get("user_text_delay_seconds") is not None
+        return TextTokenizer(self.tokenizer, hidden_ids=hidden, user_turns=user_turns)

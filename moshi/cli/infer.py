@@ -94,7 +94,10 @@ def run(args: argparse.Namespace) -> int:
             write_wav(wav, d.stereo_pcm() if args.stereo else d.moshi_pcm())
             duration = len(d.moshi) / FRAME_RATE
             transcript = d.transcript(model.tokenizer, end_of_padding)
-            meta.write_text(json.dumps(transcript.to_dict(), ensure_ascii=False) + "\n")
+            saved = transcript.to_dict()
+            if model.tokenizer.user_turns:
+                saved["heard"] = d.heard_text()  # what the model wrote down of the user's words
+            meta.write_text(json.dumps(saved, ensure_ascii=False) + "\n")
             log.info("%s -> %s (%.2f s), %s", inputs[i].path, wav, duration, meta)
 
         engine = Engine(model.mimi, model.lm, model.tokenizer, min(args.batch_size, len(inputs)), options)

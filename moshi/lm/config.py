@@ -163,6 +163,9 @@ class KyutaiConfig:
     lm_gen_config: dict[str, Any] = field(default_factory=dict)
     stt_config: dict[str, Any] = field(default_factory=dict)
     tts_config: dict[str, Any] = field(default_factory=dict)
+    # Ours: `user_text_delay_seconds` makes a dialogue model's text write the user's words too,
+    # that long after their audio, between EOS and BOS (train/text_stream.py).
+    dialogue_config: dict[str, Any] = field(default_factory=dict)
     model_id: dict[str, Any] = field(default_factory=dict)
     # Kyutai's q8 files: every LM linear weight stored int8 with a row scale (`weight_scb`).
     quantize: bool = False
@@ -201,13 +204,20 @@ class KyutaiConfig:
         extras: dict[str, Any] = {}
         for key in ("model_type", "moshi_name", "mimi_name", "tokenizer_name", "mimi_config_name"):
             r.take(key, extras)
-        for key in ("lm_gen_config", "stt_config", "tts_config", "model_id"):
+        for key in ("lm_gen_config", "stt_config", "tts_config", "dialogue_config", "model_id"):
             section = r.pop(key) or {}
             if not isinstance(section, dict):
                 raise ValueError(
                     f"config.{key} must be a JSON object ({{...}}), got {type(section).__name__} {section!r}"
                 )
             extras[key] = dict(section)
+        heard = extras["dialogue_config"].get("user_text_delay_seconds")
+        if heard is not None and (
+            isinstance(heard, bool) or not isinstance(heard, (int, float)) or heard < 0
+        ):
+            raise ValueError(
+                f"config.dialogue_config.user_text_delay_seconds must be seconds >= 0, got {heard!r}"
+            )
         quantize = r.pop("quantize", False)
         if not isinstance(quantize, bool):
             raise ValueError(f"config.quantize must be true or false, got {quantize!r}")

@@ -12,12 +12,14 @@ SPACE_MARK = "\u2581"  # SentencePiece's "▁": a word starts here
 class TextTokenizer:
     """A SentencePiece model, with `piece(token)` giving what to display for one token:
     the piece with "▁" shown as a space, or None for padding tokens (PAD, end-of-padding)
-    and control pieces."""
+    and control pieces. `user_turns`: the model's text also writes down the user's words,
+    from EOS (`user_turn_id`) to BOS (`moshi_turn_id`); see `Turns`."""
 
     def __init__(
         self,
         path: str | Path,
         hidden_ids: tuple[int, ...] = (LMConfig.text_end_padding_id, LMConfig.text_padding_id),
+        user_turns: bool = False,
     ):
         import sentencepiece
 
@@ -29,6 +31,19 @@ class TextTokenizer:
         except (RuntimeError, OSError) as e:
             raise ValueError(f"{path} is not a SentencePiece model: {e}") from e
         self.hidden_ids = frozenset(hidden_ids)
+        self.user_turns = user_turns
+        if user_turns and min(self.moshi_turn_id, self.user_turn_id) < 0:
+            raise ValueError(
+                f"a model that writes the user's words needs <s> and </s> in its tokenizer; {path} has none"
+            )
+
+    @property
+    def moshi_turn_id(self) -> int:
+        return int(self.sp.bos_id())
+
+    @property
+    def user_turn_id(self) -> int:
+        return int(self.sp.eos_id())
 
     @property
     def vocab_size(self) -> int:
@@ -47,3 +62,27 @@ class TextTokenizer:
     def decode(self, tokens: list[int]) -> str:
         """Text of a token sequence, padding dropped."""
         return self.sp.decode([t for t in tokens if t not in self.hidden_ids and 0 <= t < self.vocab_size])
+
+
+class Turns:
+    """Whose words a dialogue model's text tokens are, one conversation at a time.
+
+    A model whose config has `dialogue_config.user_text_delay_seconds` writes the user's words
+    in its text too (train/text_stream.py), as they are heard: EOS starts them, BOS starts
+    Moshi's again. `split(token)` -> (Moshi's token: the token, or `padding_id` for a marker
+    or a word of the user's; the user's token or None). Other models pass through."""
+
+    def __init__(self, tokenizer: TextTokenizer | None, padding_id: int = LMConfig.text_padding_id):
+        self.active = tokenizer is not None and tokenizer.user_turns
+        self.moshi_id = tokenizer.moshi_turn_id if tokenizer is not None else -1
+        self.user_id = tokenizer.user_turn_id if tokenizer is not None else -1
+        self.padding_id = padding_id
+        self.hearing = False  # Moshi speaks first
+
+    def split(self, token: int) -> tuple[int, int | None]:
+        if not self.active:
+            return token, None
+        if token in (self.moshi_id, self.user_id):
+            self.hearing = token == self.user_id
+            return self.padding_id, None
+        return (self.padding_id, token) if self.hearing else (token, None)

@@ -27,7 +27,7 @@ from ..codec import Mimi
 from ..lm.generator import Generator
 from ..lm.model import LMModel
 from ..lm.sampling import SamplingOptions
-from ..lm.text import TextTokenizer
+from ..lm.text import TextTokenizer, Turns
 
 STEP_TIMES_KEPT = 1000  # recent step durations kept for percentiles
 
@@ -50,8 +50,9 @@ class FrameOut:
     """What one slot gets back from one step."""
 
     pcm: np.ndarray | None  # [frame_size] float32 Moshi audio, None while the delays fill
-    text_token: int | None  # the text token of that frame (None with pcm)
+    text_token: int | None  # Moshi's text token of that frame (None with pcm; padding for `heard`)
     text: str | None  # its displayable piece, None for padding (or without a tokenizer)
+    heard: str | None = None  # a piece of the user's words, for models that write them (Turns)
 
 
 @dataclass
@@ -59,6 +60,7 @@ class _Slot:
     open: bool = False
     stepped: int = 0
     stats: SlotStats = field(default_factory=SlotStats)
+    turns: Turns | None = None  # whose words the text tokens are (set when opened)
 
 
 class Engine:
@@ -141,7 +143,8 @@ class Engine:
                 if not slot.open:
                     self._reset(i)
                     self.generator.set_options(options or self.default_options, item=i)
-                    self._slots[i] = _Slot(open=True)
+                    padding = self.lm.config.text_padding_id
+                    self._slots[i] = _Slot(open=True, turns=Turns(self.tokenizer, padding))
                     return i
         raise EngineBusy(f"all {self.max_sessions} slots are in use")
 
@@ -227,9 +230,14 @@ class Engine:
         self.mimi.set_exec_mask(None)
         for slot in frames:
             if ready[slot]:
-                token = int(tokens_cpu[slot, 0])
+                token, heard = int(tokens_cpu[slot, 0]), None
+                turns = self._slots[slot].turns
+                if turns is not None:
+                    token, user_token = turns.split(token)
+                    if user_token is not None and self.tokenizer is not None:
+                        heard = self.tokenizer.piece(user_token)
                 text = self.tokenizer.piece(token) if self.tokenizer is not None else None
-                results[slot] = FrameOut(audio[slot, 0].copy(), token, text)
+                results[slot] = FrameOut(audio[slot, 0].copy(), token, text, heard)
         return results
 
     # -- numbers -------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ class Dialogue:
     max_tail_frames: int
     moshi: list[np.ndarray] = field(default_factory=list)  # [FRAME_SIZE] per output frame
     tokens: list[int] = field(default_factory=list)  # Moshi's text token per output frame
+    heard: list[str] = field(default_factory=list)  # the user's words as the model wrote them
     fed: int = 0
     quiet: int = 0  # output frames after the input in a row where Moshi's text was padding
 
@@ -63,6 +64,8 @@ class Dialogue:
             return  # the engine's first step: nothing yet
         self.moshi.append(out.pcm)
         self.tokens.append(out.text_token)
+        if out.heard is not None:
+            self.heard.append(out.heard)
         if len(self.moshi) > self.input_frames:
             self.quiet = self.quiet + 1 if out.text is None else 0
 
@@ -84,6 +87,10 @@ class Dialogue:
         flat = self.user.reshape(-1)[: len(moshi)]
         user[: len(flat)] = flat
         return np.stack([user, moshi], axis=1)
+
+    def heard_text(self) -> str:
+        """What the model wrote down of the user's words (models that do: lm/text.py Turns)."""
+        return "".join(self.heard).strip()
 
     def transcript(self, tokenizer: TextTokenizer, end_of_padding_id: int = 0) -> Transcript:
         """What Moshi said, word by word, in seconds of the output."""

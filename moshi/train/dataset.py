@@ -3,7 +3,9 @@ stream built from the word alignments, laid out as `LMModel.forward(codes)` take
 
     item [K, T] int64, K = 1 + n_q, T = ceil(duration_sec * 12.5):
       dialogue  row 0 Moshi's words (SPEAKER_MAIN), rows 1..dep_q the left channel (Moshi),
-                rows dep_q+1..n_q the right channel (the user)  (stereo files)
+                rows dep_q+1..n_q the right channel (the user)  (stereo files); with
+                `dialogue_config.user_text_delay_seconds`, row 0 has the user's words too,
+                that plus one frame behind their audio, between EOS and BOS
       stt       row 0 the words, `stt_config.audio_delay_seconds` plus one frame behind the
                 audio (STT_STEP_LAG_S); rows 1..n_q the audio  (mono files)
       tts       row 0 the words, `tts_config.audio_delay` ahead of the audio; rows 1..n_q the
@@ -84,6 +86,7 @@ class Layout:
     main_only: bool  # only the main speaker's words make the text
     padding_before_start: bool = False  # text before the file's start: padding, not unknown (-1)
     silence_after_s: float = 0.0  # the file goes on in silence this long (text: padding)
+    user_delay_s: float | None = None  # dialogue: the user's words in the text this late too
 
     def codes_cache(self, folder: str | Path, mimi: Mimi) -> CodesCache:
         """Where this layout's codes of a file are kept (its codebooks, its silence after)."""
@@ -101,7 +104,11 @@ def task_layout(task: str, config: KyutaiConfig | LMConfig, delay_s: float | Non
         if lm.dep_q == 0 or lm.n_q != 2 * lm.dep_q:
             got = f"n_q={lm.n_q}, dep_q={lm.dep_q}"
             raise ValueError(f"dialogue needs a model with n_q = 2 * dep_q > 0, got {got}")
-        return Layout(2, lm.dep_q, 0.0 if delay_s is None else delay_s, main_only=True)
+        delay_s = 0.0 if delay_s is None else delay_s
+        heard = full.dialogue_config.get("user_text_delay_seconds") if full is not None else None
+        if heard is None:
+            return Layout(2, lm.dep_q, delay_s, main_only=True)
+        return Layout(2, lm.dep_q, delay_s, main_only=False, user_delay_s=-float(heard) - STT_STEP_LAG_S)
     if task == "stt":
         if lm.dep_q != 0:
             raise ValueError(f"stt needs a model that generates no audio (dep_q = 0), got dep_q={lm.dep_q}")
@@ -234,6 +241,8 @@ class LMDataset:
             main_only=lay.main_only,
             padding_before_start=lay.padding_before_start,
             main_speaker=self.main_speaker,
+            user_delay_s=lay.user_delay_s,
+            keep_and_shift=lay.user_delay_s is not None,  # two speakers' words may overlap
             padding_id=self.lm.text_padding_id,
             end_of_padding_id=self.lm.text_end_padding_id,
         )

@@ -15,6 +15,11 @@ One text token per 80 ms frame, aligned with the audio. The rules (those of mosh
 - `turn_markers`: BOS is put before the main speaker's words when they take the turn (the
   previous word, if any, was another speaker's), EOS before another speaker's words after
   the main speaker's;
+- `user_delay_s` (ours, not moshi-finetune's): the other speakers' words are in the text too,
+  moved by that delay instead of `delay_s` (< 0: after their audio, as speech-to-text writes
+  them), and every change of speaker is announced, the item's first word's included: BOS
+  before the main speaker's words, EOS before another's. A dialogue model then writes down
+  what it heard before it answers (its text between EOS and BOS is the user's);
 - with d < 0 (text after the audio: speech-to-text) the frames before the text can start,
   the first floor((-d - o) * 12.5), are the zero token (-1: no text, no loss), or with
   `padding_before_start` what they hold (padding: nothing is said before the file starts);
@@ -50,6 +55,7 @@ def text_stream(
     main_speaker: str = MAIN_SPEAKER,
     turn_markers: bool = False,
     keep_and_shift: bool = False,
+    user_delay_s: float | None = None,
     padding_id: int = LMConfig.text_padding_id,
     end_of_padding_id: int = LMConfig.text_end_padding_id,
 ) -> Tensor:
@@ -62,7 +68,12 @@ def text_stream(
     if alignments is None:
         return torch.full((num_frames,), ZERO_TOKEN, dtype=torch.int64)
     shift = offset_s + delay_s
-    words = _words(alignments, tokenizer, shift, main_only, main_speaker, turn_markers)
+    if user_delay_s is not None and min(tokenizer.moshi_turn_id, tokenizer.user_turn_id) < 0:
+        raise ValueError("user_delay_s needs a tokenizer with <s> and </s> (the turn markers)")
+    if user_delay_s is None:
+        words = _words(alignments, tokenizer, shift, main_only, main_speaker, turn_markers)
+    else:
+        words = _both_speakers(alignments, tokenizer, shift, offset_s + user_delay_s, main_speaker)
     out = [padding_id] * num_frames
     pending: deque[int] = deque()
     i = 0
@@ -107,4 +118,31 @@ def _words(
         previous = w.speaker
         if w.end - shift > 0:
             out.append((w.start - shift, tokens))
+    return out
+
+
+def _both_speakers(
+    alignments: Sequence[AlignedWord],
+    tokenizer: TextTokenizer,
+    main_shift: float,
+    user_shift: float,
+    main_speaker: str,
+) -> list[tuple[float, list[int]]]:
+    """(start after its speaker's shift, tokens) of every word, by that start; each change of
+    speaker (and the first word) is announced by BOS (main speaker) or EOS (another)."""
+    shifted = []
+    for w in alignments:
+        shift = main_shift if w.speaker == main_speaker else user_shift
+        if w.end > w.start and w.end - shift > 0:
+            shifted.append((w.start - shift, w))
+    shifted.sort(key=lambda sw: sw[0])
+    out = []
+    previous: bool | None = None  # whether the previous word was the main speaker's
+    for start, w in shifted:
+        is_main = w.speaker == main_speaker
+        tokens = tokenizer.encode(w.text)
+        if is_main is not previous:
+            tokens = [tokenizer.moshi_turn_id if is_main else tokenizer.user_turn_id, *tokens]
+        previous = is_main
+        out.append((start, tokens))
     return out

@@ -198,6 +198,12 @@ def test_local_model_directory_with_relative_names(tmp_path):
     mimi = files.load_mimi()
     assert mimi.num_codebooks == 8 and mimi.config.dimension == 32
     assert files.load_tokenizer().piece(5) == " hokopily"
+    assert not files.load_tokenizer().user_turns
+    # dialogue_config.user_text_delay_seconds: its text writes the user's words too
+    config["dialogue_config"] = {"user_text_delay_seconds": 0.48}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    files = ModelFiles.resolve(hf_repo=None, config=tmp_path / "config.json")
+    assert files.load_tokenizer().user_turns
 
 
 def test_text_pieces():
@@ -217,3 +223,9 @@ def test_tokenizer_errors(tmp_path):
     bad.write_bytes(b"nope")
     with pytest.raises(ValueError, match="not a SentencePiece model"):
         TextTokenizer(bad)
+
+
+@pytest.mark.parametrize("bad", ["0.5", -1, True, [0.5]])
+def test_the_users_words_delay_must_be_seconds(bad):
+    with pytest.raises(ValueError, match="dialogue_config.user_text_delay_seconds must be seconds >= 0"):
+        KyutaiConfig.parse(_config() | {"dialogue_config": {"user_text_delay_seconds": bad}})

@@ -6,7 +6,9 @@ import torch
 
 from moshi.lm.generator import Generator
 from moshi.lm.sampling import SamplingOptions
+from moshi.lm.text import TextTokenizer
 from moshi.stream.engine import Engine, EngineBusy
+from tests.support.fixtures import FIXTURES
 
 FRAME = 1920
 GREEDY = SamplingOptions(temp=0, temp_text=0)
@@ -113,3 +115,32 @@ def test_step_rejects_bad_frames(tiny_parts):
             engine.step({s: np.zeros(100, np.float32)})
     with pytest.raises(RuntimeError, match="not started"):
         engine.step({s: np.zeros(FRAME, np.float32)})
+
+
+def test_the_users_words_a_model_writes_down_come_back_as_heard(tiny_parts, speech):
+    """A model with dialogue_config.user_text_delay_seconds writes the user's words between
+    EOS and BOS: they are `heard`, and Moshi's token there is padding (never shown or saved)."""
+    mimi, lm, _ = tiny_parts
+    tok = TextTokenizer(FIXTURES / "tiny_spm_100.model", user_turns=True)
+    script = [5, tok.user_turn_id, 5, 4, tok.moshi_turn_id, 4]
+    pad = lm.config.text_padding_id
+    with Engine(mimi, lm, tok, max_sessions=1) as engine:
+        real_step = engine.generator.step
+
+        def scripted(codes):
+            tokens = real_step(codes)
+            if tokens is not None:
+                tokens[:, 0] = script[engine.steps - 1]
+            return tokens
+
+        engine.generator.step = scripted  # type: ignore[method-assign]
+        slot = engine.open_slot(GREEDY)
+        outs = run(engine, slot, frames_of(speech, len(script) + 1))[1:]
+    assert [o.text_token for o in outs] == [5, pad, pad, pad, pad, 4]
+    assert [o.text for o in outs] == [tok.piece(5), None, None, None, None, tok.piece(4)]
+    assert [o.heard for o in outs] == [None, None, tok.piece(5), tok.piece(4), None, None]
+    # a model that does not: every token is Moshi's
+    plain = TextTokenizer(FIXTURES / "tiny_spm_100.model")
+    with Engine(mimi, lm, plain, max_sessions=1) as engine:
+        slot = engine.open_slot(GREEDY)
+        assert all(o.heard is None for o in run(engine, slot, frames_of(speech, 4)))

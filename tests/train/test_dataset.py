@@ -15,6 +15,7 @@ from moshi.train.dataset import LMDataset, collate, task_layout
 from moshi.train.text_stream import text_stream
 from tests.support.fixtures import FIXTURES
 from tests.support.train import manifest
+from tests.train.conftest import kyutai_config
 
 TOKENIZER = FIXTURES / "tiny_spm_100.model"
 
@@ -82,6 +83,19 @@ def test_the_text_row_pins_each_task_s_delay(tmp_path, data, mimi, configs):
         ds = make(tmp_path, paths, mimi, configs[task], task, seconds=1.0, random_crop=False)
         assert ds[0][0, : len(head)].tolist() == head
         assert set(ds[0][0, len(head) :].tolist()) == {3}
+
+
+def test_a_dialogue_model_can_write_down_the_users_words_too(tmp_path, data, mimi, configs):
+    # dialogue_config.user_text_delay_seconds: the user's words, that plus one frame late,
+    # between EOS and BOS; Moshi's at their audio
+    heard = kyutai_config("moshi_lm_tiny", dialogue_config={"user_text_delay_seconds": 0.16})
+    assert task_layout("dialogue", heard).user_delay_s == pytest.approx(-0.24)
+    assert task_layout("dialogue", configs["dialogue"]).user_delay_s is None
+    words = (("no", 0.1, 0.2, "SPEAKER_USER"), ("hi", 0.6, 0.7))  # "no" at 0.34 s: frame 4.25
+    ds = make(tmp_path, [data("heard", 1.0, 2, words)], mimi, heard, seconds=1.0, random_crop=False)
+    no, hi = ds.tokenizer.encode("no"), ds.tokenizer.encode("hi")
+    # "hi" (frame 7.5) queues after the last token of "no"
+    assert ds[0][0].tolist() == [3, 3, 3, 0, 2, *no, 1, *hi, 3]
 
 
 def test_speech_to_text_hears_the_silence_after_a_file(tmp_path, data, mimi, configs):

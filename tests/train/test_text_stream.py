@@ -113,3 +113,29 @@ def test_silence_is_padding_and_unknown_text_is_zero():
     assert text_stream(TWO, TOK, 0).tolist() == []
     with pytest.raises(ValueError, match="num_frames"):
         text_stream(TWO, TOK, -1)
+
+
+# The user's words too (dialogue_config.user_text_delay_seconds): each speaker's own delay, and
+# every change of speaker announced, the first word's included.
+USER = "SPEAKER_USER"
+
+
+def test_the_users_words_come_their_delay_late_between_eos_and_bos():
+    turns = words(("hi", 0.25, 0.5), ("no", 0.9, 1.1, USER), ("so", 1.5, 1.7))
+    # "no" 0.4 s late: 1.3 s = frame 16.25, after Moshi's "hi" (frame 3.125); "so" (18.75)
+    # queues after its last token
+    got = text_stream(turns, TOK, 24, user_delay_s=-0.4, keep_and_shift=True).tolist()
+    assert got == frames(24, {2: [EPAD, BOS, *HI], 15: [EPAD, EOS, *NO], 20: [BOS, *SO]})
+
+
+def test_a_crop_in_the_users_turn_opens_with_eos():
+    turns = words(("no", 0.9, 1.1, USER), ("so", 1.5, 1.7))
+    # crop at 1.0 s: "no" (late: 1.3-1.5 s) at frame 3.75, "so" at 6.25, queued after "no"
+    got = text_stream(turns, TOK, 12, offset_s=1.0, user_delay_s=-0.4, keep_and_shift=True).tolist()
+    assert got == frames(12, {2: [EPAD, EOS, *NO], 7: [BOS, *SO]})
+
+
+def test_user_words_ended_before_the_crop_after_their_delay_are_dropped():
+    turns = words(("no", 0.2, 0.3, USER), ("so", 1.5, 1.7))
+    got = text_stream(turns, TOK, 12, offset_s=1.0, user_delay_s=-0.4, keep_and_shift=True).tolist()
+    assert got == frames(12, {5: [EPAD, BOS, *SO]})
