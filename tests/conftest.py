@@ -1,4 +1,5 @@
 import logging
+import signal
 
 import numpy as np
 import pytest
@@ -6,6 +7,12 @@ import soundfile as sf
 import torch
 
 from tests.support.fixtures import SPEECH
+
+# Started where Ctrl-C is ignored (a background job of a non-interactive shell), the suite would
+# not see the SIGINT some tests send (to themselves, or to a `moshi` child, which inherits the
+# ignoring): give it Python's usual handler, so that children start with the default too.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)

@@ -227,5 +227,5 @@ def test_tokenizer_errors(tmp_path):
 
 @pytest.mark.parametrize("bad", ["0.5", -1, True, [0.5]])
 def test_the_users_words_delay_must_be_seconds(bad):
-    with pytest.raises(ValueError, match="dialogue_config.user_text_delay_seconds must be seconds >= 0"):
+    with pytest.raises(ValueError, match=r"dialogue_config\.user_text_delay_seconds must be seconds >= 0"):
         KyutaiConfig.parse(_config() | {"dialogue_config": {"user_text_delay_seconds": bad}})
