@@ -15,7 +15,7 @@ measures); `--stt` with `--tts` also reads the TTS's speech back with our STT:
 
     python bench/quality.py corpus --limit 40 --stt runs/small-stt/checkpoints/checkpoint_002000/consolidated
     python bench/quality.py corpus --limit 20 --tts TTS_DIR --stt STT_DIR
-    python bench/quality.py corpus --limit 20 --dialogue DIALOGUE_DIR
+    python bench/quality.py corpus --limit 20 --dialogue DIALOGUE_DIR [--temp-text 0]
 """
 
 from __future__ import annotations
@@ -49,6 +49,10 @@ def main() -> None:
     p.add_argument("--tts", type=Path, metavar="MODEL_DIR", help="our text-to-speech model")
     p.add_argument("--dialogue", type=Path, metavar="MODEL_DIR", help="our dialogue model")
     p.add_argument("--temp", type=float, default=0.6, help="sampling temperature of --tts and --dialogue")
+    p.add_argument(
+        "--temp-text", type=float, default=None,
+        help="--dialogue: the text's temperature (default: --temp; 0: greedy text)",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="sampling seed of --tts and --dialogue")
     p.add_argument(
         "--replies", choices=["audio", "text"], default="audio",
@@ -122,13 +126,14 @@ def _models(args: argparse.Namespace, recogniser: Recogniser) -> None:
         emit("tts", manifest, row, model=str(args.tts))
     if args.dialogue:
         manifest = f"{args.split}/dialogues.jsonl"
-        options = SamplingOptions(
-            temp=args.temp, temp_text=args.temp, text_seed=args.seed, audio_seed=args.seed
-        )
+        temp_text = args.temp if args.temp_text is None else args.temp_text
+        seeds = {"text_seed": args.seed, "audio_seed": args.seed}
+        options = SamplingOptions(temp=args.temp, temp_text=temp_text, **seeds)
         reader = recogniser if args.replies == "audio" else None
         for audio, row in q.dialogue_rows(reader, args.dialogue, args.corpus / manifest, args.limit,
                                           options).items():  # fmt: skip
-            emit("dialogue", manifest, row, audio=audio, replies=args.replies, model=str(args.dialogue))
+            emit("dialogue", manifest, row, audio=audio, replies=args.replies, model=str(args.dialogue),
+                 temp=args.temp, temp_text=temp_text)  # fmt: skip
 
 
 def _wer_row(recogniser: Recogniser, manifest: Path, transform, limit: int | None) -> dict:
