@@ -74,6 +74,16 @@ def add_sampling_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def model_sampling(config: KyutaiConfig) -> SamplingOptions:
+    """SamplingOptions' defaults, with the model's `lm_gen_config` where it sets a field (what
+    `moshi serve` gives a conversation whose URL sets nothing); a bad value: ValueError."""
+    chosen = {name: config.lm_gen_config[name] for name in SAMPLING_FIELDS if name in config.lm_gen_config}
+    try:
+        return SamplingOptions(**chosen)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"config.lm_gen_config: {e}") from None
+
+
 def sampling_options(args: argparse.Namespace, config: KyutaiConfig) -> SamplingOptions:
     """Flags first, then the model's `lm_gen_config`, then `SamplingOptions`' defaults."""
     defaults = SamplingOptions()

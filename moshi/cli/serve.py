@@ -22,7 +22,7 @@ from .common import (
     model_files,
     quantize_if_asked,
 )
-from .options import add_subcommand
+from .options import add_subcommand, model_sampling
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,8 @@ def build_server(args: argparse.Namespace) -> Server:
             files.load_lm(device, dtype_of(args, device), fuse_lora=args.fuse_lora),
         )
         quantize_if_asked(args, device, lm, mimi)
-        engine = Engine(mimi, lm, files.load_tokenizer(), max_sessions=args.max_sessions)
+        options = model_sampling(files.config)  # a URL's own settings override these
+        engine = Engine(mimi, lm, files.load_tokenizer(), max_sessions=args.max_sessions, options=options)
     except ValueError as e:
         raise UserError(f"cannot serve this model: {e}") from None
     config = ServerConfig(
