@@ -9,7 +9,8 @@ as moshi/small/ describes, weights in bfloat16, with a `manifest.json`:
 `float32`: the weights kept in float32 (key prefixes, see FLOAT32); `sha256`: the shipped
 weights file's; `parameters`: the numbers in it; `step`: the training step read from the
 source's path (`checkpoint_000500/consolidated`, `codec-008000`; null if none); `commit`:
-the code's commit the caller names. Kinds not given are absent (a previous one is removed).
+the code's commit the caller names (an entry's own `commit`, when it has one, is the code's
+that wrote that entry: `replace`). Kinds not given are absent (a previous one is removed).
 """
 
 from __future__ import annotations
@@ -58,9 +59,7 @@ def ship(
         naming its full weights; LoRA adapters must be merged first).
     float32: the weights kept in float32 (names' prefixes, in the files' key names).
     """
-    bad = sorted(set(lms) - set(KINDS))
-    if bad:
-        raise ValueError(f"kinds must be among {', '.join(KINDS)}, got {', '.join(bad)}")
+    _check_kinds(lms)
     for path in (codec / MIMI_WEIGHTS, codec / MIMI_CONFIG, tokenizer):
         if not path.is_file():
             raise FileNotFoundError(f"no such file: {path}")
@@ -84,23 +83,51 @@ def ship(
         },
     }
     for kind, folder in lms.items():
-        dst = model_folder(kind, out)
-        dst.mkdir()
-        data = configs[kind] | {
-            "moshi_name": LM_WEIGHTS,
-            "mimi_name": f"../{MIMI_WEIGHTS}",
-            "mimi_config_name": f"../{MIMI_CONFIG}",
-            "tokenizer_name": f"../{TOKENIZER}",
-        }
-        (dst / CONFIG).write_text(json.dumps(data, indent=1) + "\n")
-        weights = load_file(str(_beside(folder, configs[kind]["moshi_name"])))
-        manifest[kind] = {
-            "weights": f"{kind}/{LM_WEIGHTS}",
-            "config": f"{kind}/{CONFIG}",
-            **_write_weights(weights, dst / LM_WEIGHTS, folder, float32),
+        manifest[kind] = _write_lm(out, kind, folder, configs[kind], float32)
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def replace(out: Path, lms: dict[str, Path], commit: str | None = None) -> dict[str, Any]:
+    """Replace some language models of the family shipped in `out`, keeping its codec, its
+    tokenizer and the other kinds as they are; returns the manifest written. Each replaced
+    entry records its own `commit` (the manifest's top-level one stays the others')."""
+    if not (out / MANIFEST).is_file():
+        raise FileNotFoundError(f"no {MANIFEST} in {out}: ship the whole family first")
+    if not lms:
+        raise ValueError(f"give a model to replace (kinds: {', '.join(KINDS)})")
+    _check_kinds(lms)
+    manifest = json.loads((out / MANIFEST).read_text())
+    configs = {kind: _lm_config(kind, folder) for kind, folder in lms.items()}
+    for kind, folder in lms.items():
+        shutil.rmtree(model_folder(kind, out), ignore_errors=True)
+        manifest[kind] = _write_lm(out, kind, folder, configs[kind], tuple(manifest["float32"])) | {
+            "commit": commit
         }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
+
+
+def _write_lm(
+    out: Path, kind: str, folder: Path, config: dict[str, Any], float32: tuple[str, ...]
+) -> dict[str, Any]:
+    """One language model's folder in `out`: its config naming the shared files one folder up,
+    its weights; its manifest entry."""
+    dst = model_folder(kind, out)
+    dst.mkdir()
+    data = config | {
+        "moshi_name": LM_WEIGHTS,
+        "mimi_name": f"../{MIMI_WEIGHTS}",
+        "mimi_config_name": f"../{MIMI_CONFIG}",
+        "tokenizer_name": f"../{TOKENIZER}",
+    }
+    (dst / CONFIG).write_text(json.dumps(data, indent=1) + "\n")
+    weights = load_file(str(_beside(folder, config["moshi_name"])))
+    return {
+        "weights": f"{kind}/{LM_WEIGHTS}",
+        "config": f"{kind}/{CONFIG}",
+        **_write_weights(weights, dst / LM_WEIGHTS, folder, float32),
+    }
 
 
 def sha256(path: Path) -> str:
@@ -119,6 +146,12 @@ def training_step(source: Path) -> int | None:
         if m:
             return int(m.group(1))
     return None
+
+
+def _check_kinds(lms: dict[str, Path]) -> None:
+    bad = sorted(set(lms) - set(KINDS))
+    if bad:
+        raise ValueError(f"kinds must be among {', '.join(KINDS)}, got {', '.join(bad)}")
 
 
 def _lm_config(kind: str, folder: Path) -> dict[str, Any]:

@@ -5,6 +5,10 @@
         --stt runs/small-stt/checkpoints/checkpoint_NNNNNN/consolidated --tokenizer corpus/tokenizer.model
 
 Kinds not given (--stt, --tts, --dialogue) are not shipped (a previous one is removed).
+With --replace, only the language models given are written; the codec, the tokenizer and the
+other kinds already in --out stay (the source checkpoints of the others are not needed):
+
+    python recipes/small/ship.py --replace --dialogue runs/RUN/checkpoints/checkpoint_NNNNNN/consolidated
 Weights go in bfloat16; moshi/small/manifest.json records each file's sha256, parameters,
 training step and this checkout's commit (--commit for another). Then commit moshi/small/.
 A maintainer's step of this recipe, so not a `moshi` subcommand: the library is moshi/small/ship.py.
@@ -18,15 +22,16 @@ import sys
 from pathlib import Path
 
 from moshi.small import KINDS
-from moshi.small.ship import ENCODER, FLOAT32, ship
+from moshi.small.ship import ENCODER, FLOAT32, replace, ship
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--codec", type=Path, required=True, help="folder of mimi.safetensors + mimi_config.json")
-    p.add_argument("--tokenizer", type=Path, required=True, help="the SentencePiece model the LMs read")
+    p.add_argument("--codec", type=Path, help="folder of mimi.safetensors + mimi_config.json")
+    p.add_argument("--tokenizer", type=Path, help="the SentencePiece model the LMs read")
+    p.add_argument("--replace", action="store_true", help="replace the LMs given, keep the rest of --out")
     for kind in KINDS:
         p.add_argument(f"--{kind}", type=Path, metavar="DIR", help=f"the {kind} LM's consolidated/ folder")
     p.add_argument(
@@ -40,14 +45,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--commit", help="the code's commit to record (default: this checkout's HEAD)")
     args = p.parse_args(argv)
     lms = {kind: getattr(args, kind) for kind in KINDS if getattr(args, kind) is not None}
+    if args.replace and (args.codec or args.tokenizer or args.exact_codes):
+        p.error("--replace keeps the shipped codec and tokenizer: give only language models")
+    if not args.replace and (args.codec is None or args.tokenizer is None):
+        p.error("--codec and --tokenizer are required (or --replace)")
     commit = args.commit or _head()
     try:
-        float32 = FLOAT32 + ENCODER if args.exact_codes else FLOAT32
-        manifest = ship(args.out, args.codec, args.tokenizer, lms, commit, float32)
+        if args.replace:
+            manifest = replace(args.out, lms, commit)
+        else:
+            float32 = FLOAT32 + ENCODER if args.exact_codes else FLOAT32
+            manifest = ship(args.out, args.codec, args.tokenizer, lms, commit, float32)
     except (FileNotFoundError, ValueError) as e:
         print(f"ship: error: {e}", file=sys.stderr)
         return 1
-    for name in ("codec", *lms):
+    for name in [*lms] if args.replace else ["codec", *lms]:
         entry = manifest[name]
         print(f"{name}: {entry['parameters'] / 1e6:.2f} M parameters, {entry['bytes'] / 1e6:.1f} MB, "
               f"step {entry['step']}, sha256 {entry['sha256'][:12]}")  # fmt: skip

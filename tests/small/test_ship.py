@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from moshi.models import ModelFiles
 from moshi.small import shipped_kinds
-from moshi.small.ship import ENCODER, FLOAT32, sha256, ship, training_step
+from moshi.small.ship import ENCODER, FLOAT32, replace, sha256, ship, training_step
 from moshi.tiny import DATA, write_tiny_models
 
 RECIPE = Path(__file__).parents[2] / "recipes" / "small" / "ship.py"
@@ -94,3 +94,26 @@ def test_training_step():
     assert training_step(Path("runs/x/checkpoints/checkpoint_000500/consolidated")) == 500
     assert training_step(Path("recipes/small/checkpoints/codec-008000")) == 8000
     assert training_step(Path("somewhere/else")) is None
+
+
+def test_replace_swaps_one_model_and_keeps_the_rest(checkpoints, tmp_path, capsys):
+    out = tmp_path / "small"
+    ship(out, checkpoints["codec"], checkpoints["tokenizer"], {"stt": checkpoints["stt"]}, commit="old")
+    before = json.loads((out / "manifest.json").read_text())
+    args = ["--replace", "--dialogue", str(checkpoints["dialogue"]), "--out", str(out), "--commit", "new"]
+    assert _recipe().main(args) == 0
+    assert "dialogue: " in capsys.readouterr().out
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert shipped_kinds(out) == ("dialogue", "stt")
+    assert {k: manifest[k] for k in before} == before  # the codec, tokenizer and stt untouched
+    assert manifest["dialogue"]["commit"] == "new" and manifest["dialogue"]["step"] == 20
+    assert manifest["dialogue"]["sha256"] == sha256(out / "dialogue" / "model.safetensors")
+    assert ModelFiles.resolve(str(out / "dialogue")).load_lm(dtype=torch.float32) is not None
+
+
+def test_replace_needs_a_shipped_family_and_no_codec(checkpoints, tmp_path, capsys):
+    with pytest.raises(FileNotFoundError, match=r"no manifest\.json in"):
+        replace(tmp_path, {"stt": checkpoints["stt"]})
+    with pytest.raises(SystemExit):
+        _recipe().main(["--replace", "--codec", str(checkpoints["codec"]), "--stt", str(checkpoints["stt"])])
+    assert "give only language models" in capsys.readouterr().err
