@@ -32,6 +32,7 @@ from moshi.codec import load_mimi
 from moshi.eval.manifest import read_manifest, recogniser_wer
 from moshi.eval.recogniser import Recogniser
 from moshi.eval.stoi import stoi
+from moshi.lm.config import KyutaiConfig
 from moshi.lm.sampling import SamplingOptions
 
 
@@ -51,7 +52,8 @@ def main() -> None:
     p.add_argument("--temp", type=float, default=0.6, help="sampling temperature of --tts and --dialogue")
     p.add_argument(
         "--temp-text", type=float, default=None,
-        help="--dialogue: the text's temperature (default: --temp; 0: greedy text)",
+        help="--dialogue: the text's temperature (default: the model's lm_gen_config, as moshi serve,"
+             " chat and infer use it, else --temp; 0: greedy text)",
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="sampling seed of --tts and --dialogue")
     p.add_argument(
@@ -126,7 +128,10 @@ def _models(args: argparse.Namespace, recogniser: Recogniser) -> None:
         emit("tts", manifest, row, model=str(args.tts))
     if args.dialogue:
         manifest = f"{args.split}/dialogues.jsonl"
-        temp_text = args.temp if args.temp_text is None else args.temp_text
+        temp_text = args.temp_text
+        if temp_text is None:  # what the model's users get (cli.options.model_sampling), else --temp
+            model_config = KyutaiConfig.load(args.dialogue / "config.json")
+            temp_text = model_config.lm_gen_config.get("temp_text", args.temp)
         seeds = {"text_seed": args.seed, "audio_seed": args.seed}
         options = SamplingOptions(temp=args.temp, temp_text=temp_text, **seeds)
         reader = recogniser if args.replies == "audio" else None

@@ -56,9 +56,9 @@ def test_quality_bench_smoke(corpus):
     assert len(codec) == 2 and all(-1 <= x["stoi_mean"] <= 1 and x["wer_ratio"] >= 0 for x in codec)
 
 
-def _random_model(folder: Path, task: str, corpus: Path) -> Path:
+def _random_model(folder: Path, task: str, corpus: Path, **extra: object) -> Path:
     """A model folder of the recipe's layout for `task`, tiny and random, on the tiny Mimi
-    and the corpus' tokenizer."""
+    and the corpus' tokenizer (`extra`: more config keys)."""
     from moshi.lm import LMModel
     from moshi.lm.config import KyutaiConfig
 
@@ -68,6 +68,7 @@ def _random_model(folder: Path, task: str, corpus: Path) -> Path:
         mimi_config_name=str(MIMI_TINY / "config.json"),
         tokenizer_name=str(corpus / "tokenizer.model"),
         moshi_name="model.safetensors",
+        **extra,
     )
     folder.mkdir()
     torch.manual_seed(0)
@@ -78,7 +79,9 @@ def _random_model(folder: Path, task: str, corpus: Path) -> Path:
 
 
 def test_quality_bench_models_smoke(corpus, tmp_path):
-    models = {task: _random_model(tmp_path / task, task, corpus) for task in ("stt", "tts", "dialogue")}
+    models = {task: _random_model(tmp_path / task, task, corpus) for task in ("stt", "tts")}
+    greedy_text = {"lm_gen_config": {"temp_text": 0.0}}
+    models["dialogue"] = _random_model(tmp_path / "dialogue", "dialogue", corpus, **greedy_text)
     lines = _bench(corpus, "--limit", 1, "--kinds", "stt", "--stt", models["stt"], "--tts", models["tts"],
                    "--dialogue", models["dialogue"], "--replies", "text", "--threads", 1)  # fmt: skip
     stt = [x for x in lines if x["metric"] == "stt"]
@@ -96,6 +99,7 @@ def test_quality_bench_models_smoke(corpus, tmp_path):
     assert truth["replied"] == 1.0 and 0 < truth["latency_median_s"] < 3.0
     assert truth["quiet_while_user_speaks"] >= 0.9
     model = dialogue["model"]
+    assert model["temp_text"] == 0.0 and model["temp"] == 0.6  # the model's own text sampling, --temp's audio
     assert model["questions"] == truth["questions"]
     assert 0 <= model["reply_correct"] <= 1 and 0 <= model["quiet_while_user_speaks"] <= 1
 
