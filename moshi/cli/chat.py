@@ -21,11 +21,13 @@ from .options import add_force_arg, add_sampling_args, add_subcommand, sampling_
 
 DESCRIPTION = """\
 Full-duplex voice chat in the terminal: speak into the microphone and Moshi answers
-through the speakers, both at once, while what Moshi says is printed as it speaks. The
-model runs on this machine, or on a server with --url (this project's `moshi serve` or
-Kyutai's: the same protocol). Audio problems are reported on stderr: "underrun" when
-Moshi's audio came too late to play (the model or the network is slower than real time),
-"lagging" when the model fell behind the microphone and old input was dropped.
+through the speakers, both at once, while what Moshi says is printed as it speaks. With a
+model that writes down what it hears (the small dialogue model does), what you say is
+printed too, a line per turn: "you: ..." then "moshi: ...". The model runs on this
+machine, or on a server with --url (this project's `moshi serve` or Kyutai's: the same
+protocol). Audio problems are reported on stderr: "underrun" when Moshi's audio came too
+late to play (the model or the network is slower than real time), "lagging" when the
+model fell behind the microphone and old input was dropped.
 
 Ctrl-C ends the conversation; with --save, it is written to a wav file (stereo: you on
 the left channel, Moshi on the right).
@@ -143,14 +145,18 @@ def _conversation(args: argparse.Namespace, audio: AudioIO, talk: Callable[[Prin
 
 
 def chat_local(engine: Engine, audio: AudioIO, printer: Printer, recorder: Recorder) -> None:
-    """The model here: one engine slot, one step per 80 ms of microphone."""
+    """The model here: one engine slot, one step per 80 ms of microphone. A model that writes
+    down what it hears shows both sides, a line per turn ("you: ...", "moshi: ...")."""
     slot = engine.open_slot()
+    moshi = "moshi" if engine.tokenizer is not None and engine.tokenizer.user_turns else None
     while (frame := audio.read()) is not None:
         out = engine.step({slot: frame})[slot]
         recorder.user.append(frame)
         if out.pcm is not None:
             audio.write(out.pcm)
             recorder.moshi.append(out.pcm)
+        if out.heard:
+            printer.text(out.heard, speaker="you")
         if out.text:
-            printer.text(out.text)
+            printer.text(out.text, speaker=moshi)
         printer.audio_problems(audio.counters())

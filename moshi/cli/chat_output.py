@@ -21,6 +21,7 @@ class Printer:
     def __init__(self, out: TextIO | None = None, err: TextIO | None = None):
         self.out, self.err = out or sys.stdout, err or sys.stderr
         self._line_open = False
+        self._speaker: str | None = None  # whose words the open line holds, when lines name it
         self._last = (0, 0)
         self._reported_at = 0.0
 
@@ -29,7 +30,13 @@ class Printer:
         """Text was printed since the last line break."""
         return self._line_open
 
-    def text(self, piece: str) -> None:
+    def text(self, piece: str, speaker: str | None = None) -> None:
+        """A piece of text as it comes; with a `speaker`, each change of speaker starts a line
+        that names them ("you: what color is the coal", then "moshi: it is black")."""
+        if speaker is not None and speaker != self._speaker:
+            self.end()
+            self.out.write(f"{speaker}:")
+            self._speaker = speaker
         self.out.write(piece)
         self.out.flush()
         self._line_open = True
@@ -39,7 +46,7 @@ class Printer:
         if self._line_open and same:  # (the text and the status share a screen)
             self.out.write("\n")
             self.out.flush()
-            self._line_open = False
+            self._line_open, self._speaker = False, None
         self.err.write(f"[{message}]\n")
         self.err.flush()
 
@@ -58,7 +65,7 @@ class Printer:
         if self._line_open:
             self.out.write("\n")
             self.out.flush()
-            self._line_open = False
+            self._line_open, self._speaker = False, None
 
 
 class Recorder:
