@@ -7,7 +7,8 @@ added noise, so that a change that breaks real speech fails here:
 - speech-to-text: unheard voices come out of `moshi transcribe --model small` word for word,
   each word's start within 100 ms of the synthesiser's;
 - dialogue: a question in an unheard voice, played to `moshi infer --model small`, gets the
-  right answer in Moshi's words, which start after the question and within 1 s of its end;
+  right answer in Moshi's words, which start after the question and within 1 s of its end,
+  and what the model wrote down of the user's words ends with the question;
 - text-to-speech: held-out sentences spoken by `moshi speak --model small` are read back word
   for word by the shipped speech-to-text model."""
 
@@ -51,8 +52,8 @@ def test_the_shipped_stt_transcribes_unheard_voices(moshi, tmp_path):
 @shipped("dialogue")
 def test_the_shipped_dialogue_model_answers_a_held_out_question(moshi, tmp_path):
     wavs = [HELD_OUT / q["wav"] for q in QUESTIONS]
-    greedy_text = ["--temp-text", "0", "--seed", "0"]  # the audio sampled, reproducibly
-    r = moshi("infer", "--model", "small", "--device", "cpu", *greedy_text, "-o", tmp_path, *wavs)
+    # its own sampling (lm_gen_config: greedy text, audio at 0.6), reproducibly
+    r = moshi("infer", "--model", "small", "--device", "cpu", "--seed", "0", "-o", tmp_path, *wavs)
     assert r.code == 0, r.err
     for q in QUESTIONS:
         got = json.loads((tmp_path / Path(q["wav"]).with_suffix(".json").name).read_text())
@@ -60,6 +61,7 @@ def test_the_shipped_dialogue_model_answers_a_held_out_question(moshi, tmp_path)
         assert starts and min(starts) >= q["end"] - OVERLAP_S, (q["question"], got)  # not during the question
         assert starts[0] - q["end"] <= REPLY_WITHIN_S, (q["question"], starts[0])
         assert reply_is_correct(q["question"], q["answer"], got["text"]), (q["question"], got["text"])
+        assert got["heard"].endswith(q["question"]), (q["question"], got["heard"])
 
 
 @shipped("tts")
