@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from moshi.codec import load_mimi
+from moshi.lm.config import KyutaiConfig
 from moshi.lm.model import LMModel
 from moshi.train.codes_cache import CodesCache, codec_fingerprint
 from moshi.train.dataset import LMDataset, collate, task_layout
 from moshi.train.text_stream import text_stream
-from tests.support.fixtures import FIXTURES
+from tests.support.fixtures import FIXTURES, config_of
 from tests.support.train import manifest
-from tests.train.conftest import kyutai_config
 
 TOKENIZER = FIXTURES / "tiny_spm_100.model"
 
@@ -88,7 +88,9 @@ def test_the_text_row_pins_each_task_s_delay(tmp_path, data, mimi, configs):
 def test_a_dialogue_model_can_write_down_the_users_words_too(tmp_path, data, mimi, configs):
     # dialogue_config.user_text_delay_seconds: the user's words, that plus one frame late,
     # between EOS and BOS; Moshi's at their audio
-    heard = kyutai_config("moshi_lm_tiny", dialogue_config={"user_text_delay_seconds": 0.16})
+    heard = KyutaiConfig.parse(
+        config_of(FIXTURES / "moshi_lm_tiny", dialogue_config={"user_text_delay_seconds": 0.16})
+    )
     assert task_layout("dialogue", heard).user_delay_s == pytest.approx(-0.24)
     assert task_layout("dialogue", configs["dialogue"]).user_delay_s is None
     words = (("no", 0.1, 0.2, "SPEAKER_USER"), ("hi", 0.6, 0.7))  # "no" at 0.34 s: frame 4.25
