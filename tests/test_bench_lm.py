@@ -36,6 +36,8 @@ def run_bench(tmp_path, *extra):
             str(fake),
             "--reference-ring-script",
             str(ring),
+            "--threads",  # a smoke: the output's shape, not speed; 2 threads beside a busy core crawl
+            "1",
             *extra,
         ],
         capture_output=True,
