@@ -111,5 +111,5 @@ class ModelFiles:
     def load_tokenizer(self) -> TextTokenizer:
         lm = self.config.lm
         hidden = (lm.text_end_padding_id, lm.text_padding_id)
-        user_turns = self.config.dialogue_config.get("user_text_delay_seconds") is not None
+        user_turns = self.config.user_text_delay_seconds is not None
         return TextTokenizer(self.tokenizer, hidden_ids=hidden, user_turns=user_turns)

@@ -43,10 +43,8 @@ class Printer:
 
     def status(self, message: str) -> None:
         same = self.out is self.err or (self.out.isatty() and self.err.isatty())
-        if self._line_open and same:  # (the text and the status share a screen)
-            self.out.write("\n")
-            self.out.flush()
-            self._line_open, self._speaker = False, None
+        if same:  # (the text and the status share a screen)
+            self.end()
         self.err.write(f"[{message}]\n")
         self.err.flush()
 

@@ -23,6 +23,9 @@ MOSHI_7B_DELAYS = (0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1)
 MODEL_TYPES = ("moshi", "hibiki", "stt", "tts")  # Kyutai's `model_type` values
 # Keys of other libraries' config.json (transformers): such a file is not a Kyutai config.
 FOREIGN_KEYS = ("architectures", "transformers_version", "_name_or_path")
+# Ours, in `dialogue_config`: a dialogue model's text writes the user's words too, that many
+# seconds after their audio, between EOS and BOS (train/text_stream.py).
+USER_TEXT_DELAY = "user_text_delay_seconds"
 
 
 def gating_hidden(dim: int, dim_feedforward: int) -> int:
@@ -163,9 +166,7 @@ class KyutaiConfig:
     lm_gen_config: dict[str, Any] = field(default_factory=dict)
     stt_config: dict[str, Any] = field(default_factory=dict)
     tts_config: dict[str, Any] = field(default_factory=dict)
-    # Ours: `user_text_delay_seconds` makes a dialogue model's text write the user's words too,
-    # that long after their audio, between EOS and BOS (train/text_stream.py).
-    dialogue_config: dict[str, Any] = field(default_factory=dict)
+    dialogue_config: dict[str, Any] = field(default_factory=dict)  # ours: USER_TEXT_DELAY
     model_id: dict[str, Any] = field(default_factory=dict)
     # Kyutai's q8 files: every LM linear weight stored int8 with a row scale (`weight_scb`).
     quantize: bool = False
@@ -176,6 +177,13 @@ class KyutaiConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def user_text_delay_seconds(self) -> float | None:
+        """A dialogue model that writes down the user's words: how long after their audio
+        (`dialogue_config.user_text_delay_seconds`); None for one that does not."""
+        heard = self.dialogue_config.get(USER_TEXT_DELAY)
+        return None if heard is None else float(heard)
 
     @classmethod
     def load(cls, config: dict[str, Any] | str | Path | None) -> KyutaiConfig:
@@ -211,13 +219,11 @@ class KyutaiConfig:
                     f"config.{key} must be a JSON object ({{...}}), got {type(section).__name__} {section!r}"
                 )
             extras[key] = dict(section)
-        heard = extras["dialogue_config"].get("user_text_delay_seconds")
+        heard = extras["dialogue_config"].get(USER_TEXT_DELAY)
         if heard is not None and (
             isinstance(heard, bool) or not isinstance(heard, (int, float)) or heard < 0
         ):
-            raise ValueError(
-                f"config.dialogue_config.user_text_delay_seconds must be seconds >= 0, got {heard!r}"
-            )
+            raise ValueError(f"config.dialogue_config.{USER_TEXT_DELAY} must be seconds >= 0, got {heard!r}")
         quantize = r.pop("quantize", False)
         if not isinstance(quantize, bool):
             raise ValueError(f"config.quantize must be true or false, got {quantize!r}")

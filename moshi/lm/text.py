@@ -32,10 +32,15 @@ class TextTokenizer:
             raise ValueError(f"{path} is not a SentencePiece model: {e}") from e
         self.hidden_ids = frozenset(hidden_ids)
         self.user_turns = user_turns
-        if user_turns and min(self.moshi_turn_id, self.user_turn_id) < 0:
+        if user_turns and not self.has_turn_markers:
             raise ValueError(
                 f"a model that writes the user's words needs <s> and </s> in its tokenizer; {path} has none"
             )
+
+    @property
+    def has_turn_markers(self) -> bool:
+        """Whether it has <s> and </s>, which mark whose words follow (`user_turns`)."""
+        return min(self.moshi_turn_id, self.user_turn_id) >= 0
 
     @property
     def moshi_turn_id(self) -> int:

@@ -105,10 +105,10 @@ def task_layout(task: str, config: KyutaiConfig | LMConfig, delay_s: float | Non
             got = f"n_q={lm.n_q}, dep_q={lm.dep_q}"
             raise ValueError(f"dialogue needs a model with n_q = 2 * dep_q > 0, got {got}")
         delay_s = 0.0 if delay_s is None else delay_s
-        heard = full.dialogue_config.get("user_text_delay_seconds") if full is not None else None
+        heard = full.user_text_delay_seconds if full is not None else None
         if heard is None:
             return Layout(2, lm.dep_q, delay_s, main_only=True)
-        return Layout(2, lm.dep_q, delay_s, main_only=False, user_delay_s=-float(heard) - STT_STEP_LAG_S)
+        return Layout(2, lm.dep_q, delay_s, main_only=False, user_delay_s=-heard - STT_STEP_LAG_S)
     if task == "stt":
         if lm.dep_q != 0:
             raise ValueError(f"stt needs a model that generates no audio (dep_q = 0), got dep_q={lm.dep_q}")

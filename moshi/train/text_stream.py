@@ -68,7 +68,7 @@ def text_stream(
     if alignments is None:
         return torch.full((num_frames,), ZERO_TOKEN, dtype=torch.int64)
     shift = offset_s + delay_s
-    if user_delay_s is not None and min(tokenizer.moshi_turn_id, tokenizer.user_turn_id) < 0:
+    if user_delay_s is not None and not tokenizer.has_turn_markers:
         raise ValueError("user_delay_s needs a tokenizer with <s> and </s> (the turn markers)")
     if user_delay_s is None:
         words = _words(alignments, tokenizer, shift, main_only, main_speaker, turn_markers)
