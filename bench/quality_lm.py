@@ -9,7 +9,8 @@ and --dialogue): each model is a folder with its config.json (a checkpoint's
 - dialogue: the user's channel of held-out dialogues through the real-time engine; each
   question's reply, transcribed from Moshi's channel by pocketsphinx, is correct (the
   grammar's check, bar: >= 80 %), starts soon after the question (median <= 1.0 s), and
-  Moshi is quiet while the user speaks (>= 90 % of those frames). The same numbers on the
+  Moshi is quiet while the user speaks (>= 90 % of those frames); replies read from its text
+  are also counted by the kind of question (arithmetic, color, ...). The same numbers on the
   corpus' own Moshi channel (`audio: "corpus"`) show what the measure gives the truth.
 """
 
@@ -151,13 +152,17 @@ def score_dialogues(
     """Issue 13's dialogue figures from each dialogue's metadata and Moshi's (channel, words).
     `transcribe`: what reads each reply from Moshi's channel (None: its own words instead)."""
     text_ok = audio_ok = n = 0
+    by_kind: dict[str, list[int]] = {}  # the grammar rule's kind -> [correct from the text, questions]
     latencies: list[float] = []
     quiet = speech = 0
     for meta, (moshi, words) in zip(metas, outputs, strict=True):
         qs = questions(meta)
         for r in replies(qs, moshi, words):
             n += 1
-            text_ok += reply_is_correct(r.question.text, r.question.answer, r.text)
+            right = reply_is_correct(r.question.text, r.question.answer, r.text)
+            text_ok += right
+            kind = by_kind.setdefault(r.question.kind, [0, 0])
+            kind[0], kind[1] = kind[0] + right, kind[1] + 1
             heard = transcribe(r.window(moshi)) if transcribe else r.text
             audio_ok += reply_is_correct(r.question.text, r.question.answer, heard)
             if r.latency is not None:
@@ -169,6 +174,7 @@ def score_dialogues(
         "questions": n,
         "reply_correct": round(audio_ok / max(n, 1), 3),
         "reply_correct_text": round(text_ok / max(n, 1), 3),
+        "reply_correct_text_by_kind": {k: f"{ok}/{m}" for k, (ok, m) in sorted(by_kind.items())},
         "replied": round(len(latencies) / max(n, 1), 3),
         "latency_median_s": round(statistics.median(latencies), 2) if latencies else None,
         "quiet_while_user_speaks": round(quiet / max(speech, 1), 3),

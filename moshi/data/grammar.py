@@ -250,23 +250,31 @@ _SLOT_WORDS = frozenset(w for values in SLOT_TYPES.values() for v in values for 
     _ANSWER_FILLERS | {"a", "an", "day", "month", "color"}
 )
 _CHAT_KINDS = ("greeting", "smalltalk")
-_REPLY_SLACK = 2  # a reply may be at most this many times longer than the corpus' answer
+_REPLY_SLACK = 2  # a reply may be twice as long as the corpus' answer,
+_ANSWER_SPREAD = 5  # or this many words longer: one question's answers differ by up to five
+# words ("tuesday" / "the day after monday is tuesday"; "seven" / "there are seven days in a week")
 
 
 def reply_is_correct(question: str, answer: str, reply: str) -> bool:
     """Whether `reply` answers `question` as the corpus' `answer` does. Small talk: the reply
     is one of its rule's answers. Otherwise the reply holds, in order, the answer's content
     words (its words left once the question's words and the templates' fillers are taken
-    out; for "say" exchanges, the word itself), and is not over twice the answer's length."""
+    out; for "say" exchanges, the word itself), names no fact word more often than the
+    question and the answer do together (no other colour, number or day: "black white red"
+    lists, "two two two" babbles), and is at most twice the answer's length or five words
+    longer ("it is black" answers "what color is the coal" as "black" does)."""
     said = reply.split()
     for rule in RULES:
         if rule.kind in _CHAT_KINDS and question in rule.questions:
             return reply in rule.answers
-    content = answer_content(question, answer)
-    if not said or len(said) > _REPLY_SLACK * len(answer.split()):
+    n = len(answer.split())
+    if not said or len(said) > max(_REPLY_SLACK * n, n + _ANSWER_SPREAD):
+        return False
+    named = Counter(w for w in said if w in _SLOT_WORDS)
+    if named - (Counter(question.split()) + Counter(answer.split())):
         return False
     rest = iter(said)
-    return all(w in rest for w in content)  # a subsequence
+    return all(w in rest for w in answer_content(question, answer))  # a subsequence
 
 
 def answer_content(question: str, answer: str) -> list[str]:

@@ -170,7 +170,9 @@ def train_options(config: TrainConfig) -> LMTrainOptions:
         num_microbatches=config.num_microbatches,
         seed=config.seed,
         shuffle=config.data.shuffle,
-        loss=LossOptions(config.text_padding_weight, config.first_codebook_weight_multiplier),
+        loss=LossOptions(
+            config.text_padding_weight, config.first_codebook_weight_multiplier, config.text_loss_weight
+        ),
         gradient_checkpointing=config.gradient_checkpointing,
         fsdp=config.fsdp,
         eval_batches=config.eval_batches,

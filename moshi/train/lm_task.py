@@ -98,7 +98,8 @@ class LMTrainer:
             last = i == len(micro) - 1
             with self._sync(last):
                 p = self._forward(codes, w)
-                loss = total_loss(p, sums[0], sums[1]) * self.d.world_size  # replicas' grads are averaged
+                loss = total_loss(p, sums[0], sums[1], o.loss.text_loss_weight)
+                loss = loss * self.d.world_size  # replicas' grads are averaged
                 loss.backward()
             parts += torch.stack([p.text, p.semantic, p.acoustic]).detach()
         grad_norm = torch.nn.utils.clip_grad_norm_(

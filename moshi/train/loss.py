@@ -7,7 +7,9 @@ one weighted by `first_codebook_weight_multiplier`. Only where the model's valid
 say a prediction exists (delays leave the edges undefined) and the target is defined
 (>= 0: -1 marks "nothing here"). The user's streams are inputs only.
 
-Each loss is a weighted mean, sum(w * ce) / sum(w); the total is text + audio. A global
+Each loss is a weighted mean, sum(w * ce) / sum(w); the total is text_loss_weight * text +
+audio (ours: moshi-finetune's is text + audio, text_loss_weight 1; the logged `loss` stays
+text + audio, comparable across weights). A global
 batch split over microbatches or processes is normalized by the weights of the whole
 batch (`LossWeights.total`), so the split changes nothing but rounding.
 """
@@ -28,6 +30,7 @@ from ..lm.model import LMOutput
 class LossOptions:
     text_padding_weight: float = 0.5
     first_codebook_weight_multiplier: float = 100.0
+    text_loss_weight: float = 1.0  # ours: the text loss' share of the total against the audio's
 
 
 @dataclass
@@ -101,10 +104,13 @@ def _weighted_ce(logits: Tensor, targets: Tensor, weights: Tensor) -> Tensor:
     return (ce * weights.reshape(-1)).sum()
 
 
-def total_loss(parts: LossParts, text_weight: Tensor | float, audio_weight: Tensor | float) -> Tensor:
-    """text / sum(text weights) + audio / sum(audio weights), the sums over the global batch
-    (an empty stream adds nothing)."""
-    return parts.text / _positive(text_weight) + (parts.semantic + parts.acoustic) / _positive(audio_weight)
+def total_loss(
+    parts: LossParts, text_weight: Tensor | float, audio_weight: Tensor | float, text_loss_weight: float = 1.0
+) -> Tensor:
+    """text_loss_weight * text / sum(text weights) + audio / sum(audio weights), the sums over
+    the global batch (an empty stream adds nothing)."""
+    text = text_loss_weight * parts.text / _positive(text_weight)
+    return text + (parts.semantic + parts.acoustic) / _positive(audio_weight)
 
 
 def _positive(w: Tensor | float) -> Tensor | float:

@@ -94,6 +94,13 @@ def test_heldout_voices_are_unheard_variants():
         ("how are you", "i am fine thank you", "my name is moshi", False),
         ("what is one plus one", "it is two", "", False),
         ("what is one plus one", "it is two", "two two two two two two two", False),  # babble
+        ("what color is the coal", "black", "it is black", True),  # another template, longer
+        ("what color is the coal", "black", "the coal is black", True),
+        ("what color is the coal", "black", "black white red", False),  # a list of colours
+        ("what color is the coal", "black", "it is black and white", False),
+        ("is two bigger than one", "yes two is bigger than one", "yes two is smaller than one", False),
+        ("what day comes after monday", "tuesday", "the day after monday is tuesday", True),
+        ("what day comes after monday", "tuesday", "it is tuesday hi there what can i do for you", False),
     ],
 )
 def test_reply_is_correct(question, answer, reply, correct):

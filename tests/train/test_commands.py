@@ -67,6 +67,10 @@ def test_bad_config_is_one_line(tmp_path, capsys):
         capsys.readouterr().err.strip()
         == "moshi train: error: config.optim.lr: expected a number, got 'fast'"
     )
+    path.write_text(yaml.safe_dump({**tiny_config(tmp_path / "run"), "text_loss_weight": 0}))
+    assert moshi_main(["train", "lm", str(path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "moshi train: error: config.text_loss_weight must be > 0, got 0.0"
     proc = subprocess.run(
         [sys.executable, "-m", "moshi.train", "lm", str(tmp_path / "missing.yaml")],
         capture_output=True,

@@ -77,6 +77,10 @@ def test_loss_is_the_weighted_mean_of_the_cross_entropies():
                     audio_den += wa
     expected = text_num / text_den + audio_num / audio_den
     torch.testing.assert_close(loss, torch.tensor(expected), rtol=1e-6, atol=1e-6)
+    # text_loss_weight scales the text term alone.
+    weighted = total_loss(loss_parts(out, codes, w), w.sums()[0], w.sums()[1], text_loss_weight=3.0)
+    expected = 3.0 * text_num / text_den + audio_num / audio_den
+    torch.testing.assert_close(weighted, torch.tensor(expected), rtol=1e-6, atol=1e-6)
 
 
 def test_gradient_checkpointing_changes_no_number():
