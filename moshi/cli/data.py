@@ -38,6 +38,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     build.add_argument("--workers", type=int, help="processes (when not given: one per core)")
     build.add_argument("--force", action="store_true", help="rebuild into a non-empty OUT_DIR")
+    build.add_argument(
+        "--text-only", action="store_true",
+        help="write each file's words and times alone (no audio): text-only items for a dialogue model",
+    )  # fmt: skip
     build.set_defaults(run=run)
     merging = sub.add_parser("merge", help="several builds as one corpus (manifests of absolute paths)",
                            description=merge.__doc__, formatter_class=HelpFormatter)  # fmt: skip
@@ -65,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         summary = build_corpus(
             args.out_dir, seed=args.seed, n_dialogues=args.dialogues, n_utterances=args.utterances,
             n_tts=args.tts, heldout_fraction=args.heldout_fraction, moshi_voice=PERSONAS[args.persona],
-            workers=args.workers, force=args.force,
+            workers=args.workers, force=args.force, text_only=args.text_only,
         )  # fmt: skip
     except (FileExistsError, ValueError) as e:
         raise UserError(str(e)) from e

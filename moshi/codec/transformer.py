@@ -16,7 +16,7 @@ class LayerScale(nn.Module):
 
     def __init__(self, dim: int):
         super().__init__()
-        self.scale = nn.Parameter(torch.empty(dim))
+        self.scale = nn.Parameter(torch.zeros(dim))  # loaded or trained (train/codec/init.py); never garbage
 
     def forward(self, x: Tensor, residual: Tensor) -> Tensor:
         return torch.addcmul(residual, self.scale, x)

@@ -11,6 +11,10 @@ Layout under `out_dir`:
 
 Two passes: every voice speaks each word it needs once (`synth.synth_words`, cached in
 `out_dir/.words/` during the build), then each file is joined from those words.
+
+`text_only`: the same files' NNNNNN.json alone, their audio rendered for its word times and
+not written; the manifests name the .json files (text-only items, which a dialogue model
+learns its text stream from: many more exchanges than audio could hold, at little cost).
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ def build_corpus(
     moshi_voice: Voice = MOSHI_VOICE,
     workers: int | None = None,
     force: bool = False,
+    text_only: bool = False,
 ) -> dict:
     """Build the corpus into `out_dir` (refused when it is not empty, unless `force`); returns
     the summary also written to corpus.json. `n_tts` (Moshi's voice alone) defaults to half of
@@ -71,7 +76,7 @@ def build_corpus(
         _synthesise(out / _WORDS_DIR, _words_by_voice(items, moshi_voice), pool)
         for split, kind in ((s, k) for s in SPLITS for k in KINDS):
             (out / split / kind).mkdir(parents=True, exist_ok=True)
-        render = functools.partial(_render, out, moshi_voice)
+        render = functools.partial(_render, out, moshi_voice, text_only)
         ordered = sorted(items, key=lambda it: it.voice.id)  # a worker keeps few voices loaded
         durations = {it.stem: 0.0 for it in items}
         for i, (stem, dur) in enumerate(pool.imap_unordered(render, ordered, chunksize=4)):
@@ -79,9 +84,10 @@ def build_corpus(
             if (i + 1) % max(1, len(items) // 10) == 0:
                 log.info("rendered %d/%d files", i + 1, len(items))
     shutil.rmtree(out / _WORDS_DIR)
-    summary = _write_index(out, items, durations)
+    summary = _write_index(out, items, durations, ".json" if text_only else ".wav")
     summary["args"] = dict(seed=seed, n_dialogues=n_dialogues, n_utterances=n_utterances, n_tts=n_tts,
-                           heldout_fraction=heldout_fraction, moshi_voice=asdict(moshi_voice))  # fmt: skip
+                           heldout_fraction=heldout_fraction, moshi_voice=asdict(moshi_voice),
+                           text_only=text_only)  # fmt: skip
     (out / "corpus.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
 
@@ -121,7 +127,7 @@ def _load_words(words_dir: Path, voice_id: str) -> dict[str, np.ndarray]:
         return {str(w): f[f"arr_{i}"] for i, w in enumerate(f["words"])}
 
 
-def _render(out: Path, moshi: Voice, it: Item) -> tuple[str, float]:
+def _render(out: Path, moshi: Voice, text_only: bool, it: Item) -> tuple[str, float]:
     cache = functools.partial(_load_words, out / _WORDS_DIR)
     meta: dict = {"voice": it.voice.id}
     if it.dialogue is not None:
@@ -131,19 +137,20 @@ def _render(out: Path, moshi: Voice, it: Item) -> tuple[str, float]:
     else:
         pcm, alignments = render_utterance(it.text, cache(it.voice.id), it.seed, augmented=it.kind == "stt")
         meta["text"] = it.text
-    write_wav(out / f"{it.stem}.wav", pcm)
+    if not text_only:
+        write_wav(out / f"{it.stem}.wav", pcm)
     meta["alignments"] = [[w, list(span), who] for w, span, who in alignments]
     (out / f"{it.stem}.json").write_text(json.dumps(meta) + "\n")
     return it.stem, len(pcm) / SAMPLE_RATE
 
 
-def _write_index(out: Path, items: list[Item], durations: dict[str, float]) -> dict:
+def _write_index(out: Path, items: list[Item], durations: dict[str, float], suffix: str) -> dict:
     """The manifests, the grammar files; -> {"hours": {manifest: h}, "voices": {split: [...]}}."""
     hours: dict[str, float] = {}
     for split in SPLITS:
         for kind in KINDS:
             mine = [it for it in items if it.split == split and it.kind == kind]
-            lines = [json.dumps({"path": f"{kind}/{it.index:06d}.wav", "duration": durations[it.stem]})
+            lines = [json.dumps({"path": f"{kind}/{it.index:06d}{suffix}", "duration": durations[it.stem]})
                      for it in mine]  # fmt: skip
             (out / split / f"{kind}.jsonl").write_text("".join(line + "\n" for line in lines))
             hours[f"{split}/{kind}.jsonl"] = round(sum(durations[it.stem] for it in mine) / 3600, 4)

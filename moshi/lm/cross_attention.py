@@ -11,6 +11,7 @@ the source itself.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -41,6 +42,7 @@ class CrossAttention(StreamingModule[CrossSource]):
             raise ValueError(f"dim {dim} is not a multiple of num_heads {num_heads}")
         self.dim, self.num_heads = dim, num_heads
         self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
+        nn.init.kaiming_uniform_(self.in_proj_weight, a=math.sqrt(5))  # as nn.Linear's, not garbage
         self.out_proj = nn.Linear(dim, dim, bias=False)
 
     def init_state(self, batch_size: int) -> CrossSource:

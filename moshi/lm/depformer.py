@@ -19,6 +19,7 @@ tree and indexing syntax would cost about as much as computing them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import cast
 
@@ -53,6 +54,7 @@ class PerStepAttention(nn.Module):
         super().__init__()
         self.dim, self.num_heads, self.sets = dim, num_heads, sets
         self.in_proj_weight = nn.Parameter(torch.empty(sets * 3 * dim, dim))
+        nn.init.kaiming_uniform_(self.in_proj_weight, a=math.sqrt(5))  # as nn.Linear's, not garbage
         self.out_proj = nn.Linear(dim, sets * dim, bias=False)
         # Per-set projections, children that transforms may swap (moshi.quantize, LoRA).
         D = dim

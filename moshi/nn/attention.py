@@ -15,6 +15,7 @@ rotations and the mask are computed once per call rather than once per layer.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -76,6 +77,7 @@ class Attention(StreamingModule[KVCache]):
         self.dim, self.num_heads, self.context = dim, num_heads, context
         self.rope_max_period = rope_max_period
         self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
+        nn.init.kaiming_uniform_(self.in_proj_weight, a=math.sqrt(5))  # as nn.Linear's, not garbage
         self.out_proj = nn.Linear(dim, dim, bias=False)
         # x @ in_proj_weight.T, a child that transforms may swap (moshi.quantize, LoRA).
         self.in_proj: nn.Module = HostRows(self, "in_proj_weight", 0, 3 * dim)

@@ -4,6 +4,10 @@
     manifest line:  {"path": "relative/x.wav", "duration": 12.3}   (relative to the manifest's folder)
     x.json:         {"alignments": [["hello", [0.10, 0.42], "SPEAKER_MAIN"], ...]}
 
+Ours: a line whose path is the alignments file itself, `{"path": "relative/x.json",
+"duration": 12.3}`, is a text-only item (words and their times, no audio: `moshi data build
+--text-only`); a dialogue model learns its text stream alone from it.
+
 Times are seconds from the start of the file. In dialogue data (stereo: left = Moshi, right
 = the user) Moshi's words are labelled `SPEAKER_MAIN`; any other label is another speaker.
 """
@@ -32,7 +36,8 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class Entry:
-    """One manifest line: an audio file (absolute path) and its duration in seconds."""
+    """One manifest line: an audio file (absolute path) and its duration in seconds; or an
+    alignments file alone (`text_only`)."""
 
     path: Path
     duration: float
@@ -40,6 +45,10 @@ class Entry:
     @property
     def alignments_path(self) -> Path:
         return self.path.with_suffix(".json")
+
+    @property
+    def text_only(self) -> bool:
+        return self.path.suffix == ".json"
 
 
 @dataclass(frozen=True)

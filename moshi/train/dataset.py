@@ -11,8 +11,10 @@ stream built from the word alignments, laid out as `LMModel.forward(codes)` take
       tts       row 0 the words, `tts_config.audio_delay` ahead of the audio; rows 1..n_q the
                 audio  (mono files)
     -1 (the zero token: embeds to zero, no loss) where a row is undefined: past the end of
-    the file. Speech-to-text's text before the file's start is padding (nothing was said), as
-    the model's own padding is what it reads there when it transcribes; and its files go on
+    the file, and every audio row of a text-only item (a dialogue manifest's line naming an
+    alignments file alone: the model learns its text stream from the words, with no audio).
+    Speech-to-text's text before the file's start is padding (nothing was said), as the
+    model's own padding is what it reads there when it transcribes; and its files go on
     in silence for STT_SILENCE_AFTER_S (encoded after the file, text padding once the last
     words' delayed text is out), as they do when it transcribes.
 
@@ -133,7 +135,7 @@ def task_layout(task: str, config: KyutaiConfig | LMConfig, delay_s: float | Non
 @dataclass(frozen=True)
 class _File:
     path: Path
-    codes: Path  # the codes cache file: [C, K, F] codes
+    codes: Path | None  # the codes cache file: [C, K, F] codes (None: a text-only item)
     frames: int  # F
     words: tuple[AlignedWord, ...]
 
@@ -192,6 +194,12 @@ class LMDataset:
 
     def _prepare(self, entry: Entry) -> _File:
         words = read_alignments(entry.alignments_path)
+        if entry.text_only:
+            if self.task != "dialogue" or not entry.duration > 0:
+                message = f"{entry.path}: a text-only item needs the dialogue task and a duration > 0"
+                raise DataError(f"{message}, got {self.task} and {entry.duration:g} s", "text-only item")
+            check_within(words, entry.duration, str(entry.path), WORD_SLACK_S)
+            return _File(entry.path, None, math.ceil(entry.duration * FRAME_RATE), tuple(words))
         stored = self.cache.store(entry.path)
         channels, _, frames = codes_shape(stored)
         if channels != self.layout.channels:
@@ -228,10 +236,13 @@ class LMDataset:
     def crop(self, f: int, start: int) -> Tensor:
         """The item of file f whose crop starts at frame `start`: [K, T] int64."""
         file, T, lay = self.files[f], self.num_frames, self.layout
-        codes = load_codes(file.codes, start, start + T)  # [C, K', T'] with T' <= T
-        present = codes.shape[-1]
         out = torch.full((1 + lay.channels * lay.codebooks, T), ZERO_TOKEN, dtype=torch.int64)
-        out[1:, :present] = codes.reshape(-1, present)
+        if file.codes is None:  # text only: the audio rows stay the zero token
+            present = max(0, min(T, file.frames - start))
+        else:
+            codes = load_codes(file.codes, start, start + T)  # [C, K', T'] with T' <= T
+            present = codes.shape[-1]
+            out[1:, :present] = codes.reshape(-1, present)
         text = text_stream(
             file.words,
             self.tokenizer,

@@ -50,7 +50,7 @@ class Filled:
 
 def fill_cache(config: TrainConfig, workers: int) -> Filled:
     """Encode every audio file of the config's manifests (train and eval) that its codes
-    cache lacks, with `workers` processes of one torch thread each."""
+    cache lacks, with `workers` processes of one torch thread each (text-only items have none)."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     src = sources(config)
@@ -58,7 +58,7 @@ def fill_cache(config: TrainConfig, workers: int) -> Filled:
     if not config.data.train_data:
         raise ValueError("config.data.train_data: no training manifest given")
     manifests = [m for m in (config.data.train_data, config.data.eval_data) if m]
-    files = list(dict.fromkeys(e.path for m in manifests for e in read_manifest(m)))
+    files = list(dict.fromkeys(e.path for m in manifests for e in read_manifest(m) if not e.text_only))
     codebooks = src.config.lm.mimi_codebooks
     shares = [
         _Share(src.mimi, src.mimi_config, codebooks, layout, cache_folder(config), tuple(files[i::workers]))

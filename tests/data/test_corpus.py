@@ -114,3 +114,20 @@ def test_cli_refuses_a_non_empty_directory_in_one_line(corpus, capsys):
     assert main(["data", "build", str(corpus), "--dialogues", "1"]) == 1
     err = capsys.readouterr().err.strip()
     assert "not empty" in err and "--force" in err and len(err.splitlines()) == 1
+
+
+def test_a_text_only_build_is_the_same_words_without_audio(corpus, tmp_path):
+    out = tmp_path / "text"
+    build_corpus(out, seed=1, n_dialogues=2, n_utterances=3, n_tts=2, heldout_fraction=0.5,
+                 moshi_voice=FAST_MOSHI_VOICE, workers=2, text_only=True)  # fmt: skip
+    assert not list(out.rglob("*.wav"))
+    for split in ("train", "heldout"):
+        audio = (corpus / split / "dialogues.jsonl").read_text().splitlines()
+        text = (out / split / "dialogues.jsonl").read_text().splitlines()
+        assert [json.loads(x)["path"].replace(".wav", ".json") for x in audio] == [
+            json.loads(x)["path"] for x in text
+        ]
+        for a, t in zip(audio, text, strict=True):
+            assert json.loads(a)["duration"] == json.loads(t)["duration"]
+            path = json.loads(t)["path"]
+            assert (out / split / path).read_text() == (corpus / split / path).read_text()

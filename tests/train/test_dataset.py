@@ -13,6 +13,7 @@ from moshi.lm.config import KyutaiConfig
 from moshi.lm.model import LMModel
 from moshi.train.codes_cache import CodesCache, codec_fingerprint
 from moshi.train.dataset import LMDataset, collate, task_layout
+from moshi.train.loss import LossOptions, loss_parts, loss_weights
 from moshi.train.text_stream import text_stream
 from tests.support.fixtures import FIXTURES, config_of
 from tests.support.train import manifest
@@ -98,6 +99,26 @@ def test_a_dialogue_model_can_write_down_the_users_words_too(tmp_path, data, mim
     no, hi = ds.tokenizer.encode("no"), ds.tokenizer.encode("hi")
     # "hi" (frame 7.5) queues after the last token of "no"
     assert ds[0][0].tolist() == [3, 3, 3, 0, 2, *no, 1, *hi, 3]
+
+
+def test_a_text_only_item_is_the_text_row_alone(tmp_path, data, mimi, configs):
+    # a manifest line naming the alignments file: the same text row, every audio row the zero token
+    heard = KyutaiConfig.parse(
+        config_of(FIXTURES / "moshi_lm_tiny", dialogue_config={"user_text_delay_seconds": 0.16})
+    )
+    wav = data("heard", 1.0, 2, (("no", 0.1, 0.2, "SPEAKER_USER"), ("hi", 0.6, 0.7)))
+    ds = make(tmp_path, [wav, wav.with_suffix(".json")], mimi, heard, seconds=1.0, random_crop=False)
+    with_audio, text_only = ds[0], ds[1]
+    assert (with_audio[1:] >= 0).all() and (text_only[1:] == -1).all()
+    assert text_only[0].tolist() == with_audio[0].tolist()
+    codes = collate([text_only])  # the model learns from its text alone
+    w = loss_weights(codes, heard.lm, LossOptions())
+    with torch.no_grad():
+        parts = loss_parts(LMModel(heard.lm)(codes), codes, w)
+    assert float(w.audio.sum()) == 0 and float(parts.semantic + parts.acoustic) == 0
+    assert w.text.sum() > 0 and torch.isfinite(parts.text) and parts.text > 0
+    stt = make(tmp_path, [wav.with_suffix(".json")], mimi, configs["stt"], task="stt")
+    assert len(stt.files) == 0 and stt.skipped == {"text-only item": 1}  # the text of no audio
 
 
 def test_speech_to_text_hears_the_silence_after_a_file(tmp_path, data, mimi, configs):

@@ -18,7 +18,8 @@ def _config(tmp_path, data) -> TrainConfig:
     broken = tmp_path / "data" / "broken.wav"
     broken.write_bytes(b"not audio")
     config = tiny_config(tmp_path / "run", cache_dir=str(tmp_path / "cache"), task="dialogue")
-    config["data"] = {"train_data": str(manifest(tmp_path, [*paths, broken]))}
+    text_only = paths[0].with_suffix(".json")  # its words alone: nothing to encode
+    config["data"] = {"train_data": str(manifest(tmp_path, [*paths, broken, text_only]))}
     config["moshi_paths"]["mimi_config_path"] = str(FIXTURES / "mimi_tiny" / "config.json")
     return TrainConfig.from_dict(config)
 
@@ -29,7 +30,7 @@ def test_two_processes_fill_what_the_run_reads(tmp_path, data):
     assert (filled.files, filled.encoded, filled.unreadable) == (4, 3, 1)
     assert len(list(filled.folder.glob("*.safetensors"))) == 3
     train, _ = build_datasets(config, build_model(config, Dist()), Dist())
-    assert train.cache.encoded == 0 and train.cache.folder == filled.folder and len(train.files) == 3
+    assert train.cache.encoded == 0 and train.cache.folder == filled.folder and len(train.files) == 4
     again = fill_cache(config, workers=1)
     assert (again.encoded, again.unreadable) == (0, 1)
 
