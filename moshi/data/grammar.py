@@ -267,11 +267,12 @@ def reply_is_correct(question: str, answer: str, reply: str) -> bool:
     for rule in RULES:
         if rule.kind in _CHAT_KINDS and question in rule.questions:
             return reply in rule.answers
-    n = len(answer.split())
+    answer_words = answer.split()
+    n = len(answer_words)
     if not said or len(said) > max(_REPLY_SLACK * n, n + _ANSWER_SPREAD):
         return False
     named = Counter(w for w in said if w in _SLOT_WORDS)
-    if named - (Counter(question.split()) + Counter(answer.split())):
+    if named - (Counter(question.split()) + Counter(answer_words)):
         return False
     rest = iter(said)
     return all(w in rest for w in answer_content(question, answer))  # a subsequence

@@ -11,13 +11,13 @@ the source itself.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..nn.linear import linear_weight
 from ..nn.streaming import StreamingModule, StreamState
 
 
@@ -41,8 +41,7 @@ class CrossAttention(StreamingModule[CrossSource]):
         if dim % num_heads:
             raise ValueError(f"dim {dim} is not a multiple of num_heads {num_heads}")
         self.dim, self.num_heads = dim, num_heads
-        self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
-        nn.init.kaiming_uniform_(self.in_proj_weight, a=math.sqrt(5))  # as nn.Linear's, not garbage
+        self.in_proj_weight = linear_weight(3 * dim, dim)
         self.out_proj = nn.Linear(dim, dim, bias=False)
 
     def init_state(self, batch_size: int) -> CrossSource:

@@ -19,7 +19,6 @@ tree and indexing syntax would cost about as much as computing them.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import cast
 
@@ -27,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..nn.linear import HostRows, Linear, apply_linear, linear_of
+from ..nn.linear import HostRows, Linear, apply_linear, linear_of, linear_weight
 from .config import LMConfig
 from .layers import Embedding, Gating, RMSNorm, rms_norm
 
@@ -53,8 +52,7 @@ class PerStepAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int, sets: int):
         super().__init__()
         self.dim, self.num_heads, self.sets = dim, num_heads, sets
-        self.in_proj_weight = nn.Parameter(torch.empty(sets * 3 * dim, dim))
-        nn.init.kaiming_uniform_(self.in_proj_weight, a=math.sqrt(5))  # as nn.Linear's, not garbage
+        self.in_proj_weight = linear_weight(sets * 3 * dim, dim)
         self.out_proj = nn.Linear(dim, sets * dim, bias=False)
         # Per-set projections, children that transforms may swap (moshi.quantize, LoRA).
         D = dim

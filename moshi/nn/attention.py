@@ -15,14 +15,13 @@ rotations and the mask are computed once per call rather than once per layer.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .linear import HostRows, linear
+from .linear import HostRows, linear, linear_weight
 from .rope import rope_rotation, rotate
 from .streaming import StreamingModule, StreamState, masked_fill_
 
@@ -76,8 +75,7 @@ class Attention(StreamingModule[KVCache]):
             raise ValueError(f"dim {dim} is not a multiple of num_heads {num_heads}")
         self.dim, self.num_heads, self.context = dim, num_heads, context
         self.rope_max_period = rope_max_period
-        self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
-        nn.init.kaiming_uniform_(self.in_proj_weight, a=math.sqrt(5))  # as nn.Linear's, not garbage
+        self.in_proj_weight = linear_weight(3 * dim, dim)
         self.out_proj = nn.Linear(dim, dim, bias=False)
         # x @ in_proj_weight.T, a child that transforms may swap (moshi.quantize, LoRA).
         self.in_proj: nn.Module = HostRows(self, "in_proj_weight", 0, 3 * dim)

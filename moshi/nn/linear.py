@@ -13,13 +13,23 @@ on this machine.
 from __future__ import annotations
 
 import functools
+import math
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import small_rows
 
 Linear = Tensor | nn.Module
+
+
+def linear_weight(out_features: int, in_features: int) -> nn.Parameter:
+    """A bare [out, in] projection weight (kept as Kyutai's checkpoints store it), started as
+    nn.Linear starts its own: a model built without loading weights computes finite numbers."""
+    weight = nn.Parameter(torch.empty(out_features, in_features))
+    nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
+    return weight
 
 
 class HostRows(nn.Module):
