@@ -11,12 +11,18 @@ and --dialogue): each model is a folder with its config.json (a checkpoint's
   grammar's check, bar: >= 80 %), starts soon after the question (median <= 1.0 s), and
   Moshi is quiet while the user speaks (>= 90 % of those frames); replies read from its text
   are also counted by the kind of question (arithmetic, color, ...). The same numbers on the
-  corpus' own Moshi channel (`audio: "corpus"`) show what the measure gives the truth.
+  corpus' own Moshi channel (`audio: "corpus"`) show what the measure gives the truth. For a
+  model that writes down the user's words, `reply_given_question`: the share of replies it
+  knows when it hears right, teacher-forced (each dialogue's true streams through it once, the
+  question's words written right; a reply counts when the argmax predicts every token of the
+  corpus' reply, so a reply of another of the grammar's phrasings counts wrong: a floor). The
+  gap between that and `reply_correct_text` is what its ear costs.
 """
 
 from __future__ import annotations
 
 import statistics
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,6 +41,9 @@ from moshi.stream.engine import Engine
 from moshi.stream.offline import Dialogue, run_dialogues
 from moshi.stt.transcribe import transcribe_batch
 from moshi.stt.transcript import Word
+from moshi.train.alignments import Entry as TrainEntry
+from moshi.train.dataset import LMDataset
+from moshi.train.loss import reply_tokens
 from moshi.tts import load_tts
 
 BATCH = 8  # files run at once
@@ -145,6 +154,46 @@ def dialogue_outputs(
     return out, [done[i].heard_text() for i in range(len(users))] if tokenizer.user_turns else None
 
 
+@torch.no_grad()
+def replies_given_questions(model_dir: Path, entries: list[Entry]) -> dict | None:
+    """Teacher-forced replies (see the module's docstring), over the first `lm.context` frames
+    of each dialogue (a reply starting later is not counted); None for a model whose text
+    does not mark the turns (it does not write down the user's words)."""
+    files = ModelFiles.resolve(str(model_dir))
+    tokenizer = files.load_tokenizer()
+    if not tokenizer.user_turns:
+        return None
+    lm, cfg = files.load_lm(dtype=torch.float32).eval(), files.config
+    frames = cfg.lm.context
+    by_kind: dict[str, list[int]] = {}  # kind -> [correct, questions]
+    with tempfile.TemporaryDirectory() as cache:
+        data = LMDataset(
+            [TrainEntry(e.wav, e.duration) for e in entries], files.load_mimi(), tokenizer, cfg,
+            task="dialogue", duration_sec=frames / FRAME_RATE, cache_dir=cache, random_crop=False,
+        )  # fmt: skip
+        if len(data.files) != len(entries):
+            raise ValueError(f"{len(entries) - len(data.files)} dialogue(s) unreadable: {dict(data.skipped)}")
+        for f, entry in enumerate(entries):
+            codes = data.crop(f, 0)[None]  # [1, K, T]
+            text = codes[0, 0]
+            said = (text >= 0) & (text != cfg.lm.text_padding_id) & (text != cfg.lm.text_end_padding_id)
+            ids = reply_tokens(codes[:, 0], tokenizer.moshi_turn_id, tokenizer.user_turn_id)[0] * said
+            right = lm(codes).text_logits[0, 0].argmax(-1) == text
+            starts = {int(k): int((ids == k).nonzero()[0, 0]) for k in ids.unique() if k > 0}
+            for q in questions(entry.meta):
+                after = [(t, k) for k, t in starts.items() if t > q.end * FRAME_RATE]
+                if after:
+                    reply = ids == min(after)[1]  # the first reply after the question
+                    tally = by_kind.setdefault(q.kind, [0, 0])
+                    tally[0] += bool(right[reply].all())
+                    tally[1] += 1
+    ok, n = sum(x[0] for x in by_kind.values()), sum(x[1] for x in by_kind.values())
+    return {
+        "reply_given_question": round(ok / max(n, 1), 3),
+        "reply_given_question_by_kind": {k: f"{a}/{b}" for k, (a, b) in sorted(by_kind.items())},
+    }
+
+
 def score_dialogues(
     metas: list[dict], outputs: list[tuple[np.ndarray, list[tuple[str, float, float]]]],
     transcribe: Callable[[np.ndarray], str] | None,
@@ -203,4 +252,5 @@ def dialogue_rows(
         said = [" ".join(w for w, _, who in m["alignments"] if who != MAIN_SPEAKER) for m in metas]
         errors = sum((word_errors(t, h) for t, h in zip(said, heard, strict=True)), Errors())
         rows["model"]["heard_wer"] = round(errors.rate, 4)
+        rows["model"].update(replies_given_questions(model_dir, entries) or {})
     return rows

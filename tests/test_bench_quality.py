@@ -80,8 +80,9 @@ def _random_model(folder: Path, task: str, corpus: Path, **extra: object) -> Pat
 
 def test_quality_bench_models_smoke(corpus, tmp_path):
     models = {task: _random_model(tmp_path / task, task, corpus) for task in ("stt", "tts")}
-    greedy_text = {"lm_gen_config": {"temp_text": 0.0}}
-    models["dialogue"] = _random_model(tmp_path / "dialogue", "dialogue", corpus, **greedy_text)
+    heard = {"lm_gen_config": {"temp_text": 0.0}, "dialogue_config": {"user_text_delay_seconds": 0.48},
+             "context": 500}  # fmt: skip
+    models["dialogue"] = _random_model(tmp_path / "dialogue", "dialogue", corpus, **heard)
     lines = _bench(corpus, "--limit", 1, "--kinds", "stt", "--stt", models["stt"], "--tts", models["tts"],
                    "--dialogue", models["dialogue"], "--replies", "text", "--threads", 1)  # fmt: skip
     stt = [x for x in lines if x["metric"] == "stt"]
@@ -104,6 +105,10 @@ def test_quality_bench_models_smoke(corpus, tmp_path):
     assert model["temp_text"] == 0.0 and model["temp"] == 0.6  # the model's own text sampling, --temp's audio
     assert model["questions"] == truth["questions"]
     assert 0 <= model["reply_correct"] <= 1 and 0 <= model["quiet_while_user_speaks"] <= 1
+    assert model["heard_wer"] >= 0  # it writes down the user's words: what it knows given them right too
+    given = [tuple(map(int, x.split("/"))) for x in model["reply_given_question_by_kind"].values()]
+    assert sum(m for _, m in given) == truth["questions"]  # a short dialogue: every reply in its context
+    assert model["reply_given_question"] == round(sum(ok for ok, _ in given) / truth["questions"], 3)
 
 
 def test_quality_bench_measures_the_shipped_family(corpus):

@@ -111,14 +111,16 @@ class TrainConfig:
     eval_batches: int = 8  # batches per evaluation
     input_dropout: float = 0.0  # share of read-only audio tokens zeroed in training (lm_task.py)
     text_loss_weight: float = 1.0  # the text loss' weight in the total, the audio's being 1 (loss.py)
+    reply_weight: float = 1.0  # dialogue: Moshi's reply tokens' weight in the text loss (loss.py)
 
     def __post_init__(self) -> None:
         positive = ("batch_size", "num_microbatches", "max_steps", "log_freq", "eval_batches")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"config.{name} must be >= 1, got {getattr(self, name)}")
-        if self.text_loss_weight <= 0:
-            raise ValueError(f"config.text_loss_weight must be > 0, got {self.text_loss_weight}")
+        for name in ("text_loss_weight", "reply_weight"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"config.{name} must be > 0, got {getattr(self, name)}")
         if self.duration_sec <= 0:
             raise ValueError(f"config.duration_sec must be > 0, got {self.duration_sec}")
         if self.num_ckpt_keep is not None and self.num_ckpt_keep < 1:

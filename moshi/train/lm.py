@@ -22,10 +22,11 @@ from ..lm.config import KyutaiConfig
 from ..lm.layers import RMSNorm
 from ..lm.lora import LoRAOptions, apply_lora
 from ..lm.model import LMModel
+from ..lm.text import TextTokenizer
 from ..models import ModelFiles
 from .batches import CodesDataset
 from .config import TrainConfig
-from .dataset import LMDataset
+from .dataset import LMDataset, task_layout
 from .distributed import Dist, close_distributed, init_distributed
 from .lm_task import LMTrainer, LMTrainOptions, freeze_untrained
 from .loss import LossOptions
@@ -158,7 +159,24 @@ def build_datasets(config: TrainConfig, built: Built, d: Dist) -> tuple[CodesDat
     return made
 
 
-def train_options(config: TrainConfig) -> LMTrainOptions:
+def reply_markers(config: TrainConfig, built: Built) -> tuple[int, int] | None:
+    """(Moshi's, the user's) turn markers when the text stream has them (a dialogue model that
+    writes down the user's words): where its replies are (loss.py). A `reply_weight` other
+    than 1 needs them."""
+    turn_ids = None
+    if config.task == "dialogue" and task_layout("dialogue", built.config).user_delay_s is not None:
+        tokenizer = TextTokenizer(built.tokenizer)
+        turn_ids = (tokenizer.moshi_turn_id, tokenizer.user_turn_id)
+    if turn_ids is None and config.reply_weight != 1.0:
+        raise ValueError(
+            f"config.reply_weight {config.reply_weight} needs a dialogue model whose text marks the turns "
+            "(dialogue_config.user_text_delay_seconds in its config)"
+        )
+    return turn_ids
+
+
+def train_options(config: TrainConfig, turn_ids: tuple[int, int] | None = None) -> LMTrainOptions:
+    """`turn_ids`: (Moshi's, the user's) turn markers where the text stream has them (replies: loss.py)."""
     o = config.optim
     return LMTrainOptions(
         max_steps=config.max_steps,
@@ -171,7 +189,11 @@ def train_options(config: TrainConfig) -> LMTrainOptions:
         seed=config.seed,
         shuffle=config.data.shuffle,
         loss=LossOptions(
-            config.text_padding_weight, config.first_codebook_weight_multiplier, config.text_loss_weight
+            config.text_padding_weight,
+            config.first_codebook_weight_multiplier,
+            config.text_loss_weight,
+            config.reply_weight,
+            turn_ids,
         ),
         gradient_checkpointing=config.gradient_checkpointing,
         fsdp=config.fsdp,
@@ -191,8 +213,10 @@ def main(
     try:
         run_dir = prepare_run_dir(config.run_dir, config.overwrite_run_dir, config.to_dict(), d)
         built = build_model(config, d)
+        turn_ids = reply_markers(config, built)
         train, evaluation = datasets or build_datasets(config, built, d)
-        trainer = LMTrainer(built.model, train, train_options(config), d, built.release, evaluation)
+        options = train_options(config, turn_ids)
+        trainer = LMTrainer(built.model, train, options, d, built.release, evaluation)
         return run(trainer, run_options(config, run_dir, until_step, progress), d)
     finally:
         close_distributed()

@@ -92,16 +92,16 @@ class LMTrainer:
         self.model.train()
         micro = [self.batches.next().to(self.d.device) for _ in range(o.num_microbatches)]
         weights = [loss_weights(c, cfg, o.loss) for c in micro]
-        sums = self.d.all_reduce(torch.stack([w.sums() for w in weights]).sum(0))  # [5], whole step
-        parts = torch.zeros(3, device=self.d.device)
+        sums = self.d.all_reduce(torch.stack([w.sums() for w in weights]).sum(0))  # [7], whole step
+        parts = torch.zeros(6, device=self.d.device)
         for i, (codes, w) in enumerate(zip(micro, weights, strict=True)):
             last = i == len(micro) - 1
             with self._sync(last):
                 p = self._forward(codes, w)
-                loss = total_loss(p, sums[0], sums[1], o.loss.text_loss_weight)
+                loss = total_loss(p, sums, o.loss)
                 loss = loss * self.d.world_size  # replicas' grads are averaged
                 loss.backward()
-            parts += torch.stack([p.text, p.semantic, p.acoustic]).detach()
+            parts += p.stacked()
         grad_norm = torch.nn.utils.clip_grad_norm_(
             [p for p in self.model.parameters() if p.requires_grad], o.max_norm
         )
@@ -111,12 +111,12 @@ class LMTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         frames = torch.tensor([float(sum(c.shape[0] * c.shape[-1] for c in micro))], device=self.d.device)
         reduced = self.d.all_reduce(torch.cat([parts, frames]))
-        metrics = _losses(reduced[:3], sums)
+        metrics = _losses(reduced[:6], sums)
         metrics.update(
             lr=lr,
             grad_norm=float(_full(grad_norm)),
-            frames=float(reduced[3]),
-            tokens=float(reduced[3]) * cfg.num_streams,  # read: 1 + n_q per frame
+            frames=float(reduced[6]),
+            tokens=float(reduced[6]) * cfg.num_streams,  # read: 1 + n_q per frame
             targets=float(sums[4]),  # with a loss weight
         )
         return metrics
@@ -146,12 +146,12 @@ class LMTrainer:
         batches = Batches(data, *args, shuffle=False, set_epoch=self.eval_data is not None)
         n = min(o.eval_batches, max(1, len(data) // (o.batch_size * self.d.world_size)))
         self.model.eval()
-        parts, sums = torch.zeros(3, device=self.d.device), torch.zeros(5, device=self.d.device)
+        parts, sums = torch.zeros(6, device=self.d.device), torch.zeros(7, device=self.d.device)
         for _ in range(n):
             codes = batches.next().to(self.d.device)
             w = loss_weights(codes, cfg, o.loss)
             p = self._forward(codes, w)
-            parts += torch.stack([p.text, p.semantic, p.acoustic])
+            parts += p.stacked()
             sums += w.sums()
         return _losses(self.d.all_reduce(parts), self.d.all_reduce(sums))
 
@@ -189,15 +189,26 @@ class LMTrainer:
 
 
 def _losses(parts: Tensor, sums: Tensor) -> dict[str, float]:
-    """Weighted means from the summed cross-entropies [3] and weight sums [5] (loss.py)."""
-    text, sem, ac = (float(x) for x in parts)
+    """Weighted means from the summed cross-entropies [6] and weight sums [7] (loss.py); the
+    replies' figures only where there were replies."""
+    text, sem, ac, reply, correct, replies_correct = (float(x) for x in parts)
     w_text, w_audio, w_sem, w_ac = (max(float(x), 1e-12) for x in sums[:4])
-    return {
+    out = {
         "loss": text / w_text + (sem + ac) / w_audio,
         "text_loss": text / w_text,
         "semantic_loss": sem / w_sem,
         "acoustic_loss": ac / w_ac,
     }
+    n_tokens, n_replies = float(sums[5]), float(sums[6])
+    if n_tokens > 0:
+        out.update(
+            reply_loss=reply / n_tokens,
+            reply_accuracy=correct / n_tokens,
+            reply_tokens=n_tokens,
+            replies_exact=replies_correct / n_replies,
+            replies=n_replies,
+        )
+    return out
 
 
 def drop_inputs(codes: Tensor, dep_q: int, p: float) -> Tensor:

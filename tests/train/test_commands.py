@@ -71,6 +71,10 @@ def test_bad_config_is_one_line(tmp_path, capsys):
     assert moshi_main(["train", "lm", str(path)]) == 1
     err = capsys.readouterr().err.strip()
     assert err == "moshi train: error: config.text_loss_weight must be > 0, got 0.0"
+    path.write_text(yaml.safe_dump({**tiny_config(tmp_path / "run"), "reply_weight": 10}))
+    assert moshi_main(["train", "lm", str(path)]) == 1  # the tiny model does not write down the user
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("moshi train: error: config.reply_weight 10.0 needs a dialogue model")
     proc = subprocess.run(
         [sys.executable, "-m", "moshi.train", "lm", str(tmp_path / "missing.yaml")],
         capture_output=True,

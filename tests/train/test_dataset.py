@@ -13,6 +13,8 @@ from moshi.lm.config import KyutaiConfig
 from moshi.lm.model import LMModel
 from moshi.train.codes_cache import CodesCache, codec_fingerprint
 from moshi.train.dataset import LMDataset, collate, task_layout
+from moshi.train.distributed import Dist
+from moshi.train.lm_task import LMTrainer, LMTrainOptions
 from moshi.train.loss import LossOptions, loss_parts, loss_weights
 from moshi.train.text_stream import text_stream
 from tests.support.fixtures import FIXTURES, config_of
@@ -99,6 +101,29 @@ def test_a_dialogue_model_can_write_down_the_users_words_too(tmp_path, data, mim
     no, hi = ds.tokenizer.encode("no"), ds.tokenizer.encode("hi")
     # "hi" (frame 7.5) queues after the last token of "no"
     assert ds[0][0].tolist() == [3, 3, 3, 0, 2, *no, 1, *hi, 3]
+
+
+def test_training_reports_how_well_it_predicts_moshis_replies(tmp_path, data, mimi):
+    # the turn markers of a model that writes down the user's words tell where Moshi replies
+    heard = KyutaiConfig.parse(
+        config_of(FIXTURES / "moshi_lm_tiny", dialogue_config={"user_text_delay_seconds": 0.16})
+    )
+    words = (("no", 0.1, 0.2, "SPEAKER_USER"), ("hi", 0.6, 0.7))
+    ds = make(tmp_path, [data("heard", 1.0, 2, words)], mimi, heard, seconds=1.0, random_crop=False)
+    turns = (ds.tokenizer.moshi_turn_id, ds.tokenizer.user_turn_id)
+    torch.manual_seed(0)
+    for reply_weight in (1.0, 20.0):
+        options = LMTrainOptions(
+            max_steps=4, batch_size=1, loss=LossOptions(turn_ids=turns, reply_weight=reply_weight)
+        )
+        trainer = LMTrainer(LMModel(heard.lm), ds, options, Dist(), eval_data=ds)
+        metrics = trainer.train_step()
+        assert metrics["reply_tokens"] == len(ds.tokenizer.encode("hi"))  # "hi" after BOS
+        assert 0.0 <= metrics["reply_accuracy"] <= 1.0 and metrics["reply_loss"] > 0
+        assert metrics["replies"] == 1 and metrics["replies_exact"] in (0.0, 1.0)
+        assert set(trainer.evaluate()) >= {"reply_loss", "reply_accuracy"}
+    untold = LMTrainer(LMModel(heard.lm), ds, LMTrainOptions(max_steps=1, batch_size=1), Dist())
+    assert "reply_loss" not in untold.train_step()  # no turn markers given: no replies known
 
 
 def test_a_text_only_item_is_the_text_row_alone(tmp_path, data, mimi, configs):
