@@ -156,20 +156,20 @@ def dialogue_outputs(
 
 @torch.no_grad()
 def replies_given_questions(model_dir: Path, entries: list[Entry]) -> dict | None:
-    """Teacher-forced replies (see the module's docstring), over the first `lm.context` frames
-    of each dialogue (a reply starting later is not counted); None for a model whose text
-    does not mark the turns (it does not write down the user's words)."""
+    """Teacher-forced replies (see the module's docstring), each dialogue whole in one forward
+    (each step attends to the last `lm.context` steps, as when it streams); None for a model
+    whose text does not mark the turns (it does not write down the user's words)."""
     files = ModelFiles.resolve(str(model_dir))
     tokenizer = files.load_tokenizer()
     if not tokenizer.user_turns:
         return None
     lm, cfg = files.load_lm(dtype=torch.float32).eval(), files.config
-    frames = cfg.lm.context
     by_kind: dict[str, list[int]] = {}  # kind -> [correct, questions]
     with tempfile.TemporaryDirectory() as cache:
+        longest = max(e.duration for e in entries)
         data = LMDataset(
             [TrainEntry(e.wav, e.duration) for e in entries], files.load_mimi(), tokenizer, cfg,
-            task="dialogue", duration_sec=frames / FRAME_RATE, cache_dir=cache, random_crop=False,
+            task="dialogue", duration_sec=longest, cache_dir=cache, random_crop=False,
         )  # fmt: skip
         if len(data.files) != len(entries):
             raise ValueError(f"{len(entries) - len(data.files)} dialogue(s) unreadable: {dict(data.skipped)}")

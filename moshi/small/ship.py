@@ -11,6 +11,9 @@ weights file's; `parameters`: the numbers in it; `step`: the training step read 
 source's path (`checkpoint_000500/consolidated`, `codec-008000`; null if none); `commit`:
 the code's commit the caller names (an entry's own `commit`, when it has one, is the code's
 that wrote that entry: `replace`). Kinds not given are absent (a previous one is removed).
+`contexts` (kind -> frames) replaces a model's `context` in its shipped config: a model
+trained on crops of N frames attends well over at most about N past frames (speech-to-text
+trained on 4 s crops with a context of 250 wrote nonsense after 4 s of any input).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ def ship(
     lms: dict[str, Path],
     commit: str | None = None,
     float32: tuple[str, ...] = FLOAT32,
+    contexts: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Write the family into `out` (created if needed); returns the manifest written.
 
@@ -64,7 +68,7 @@ def ship(
         if not path.is_file():
             raise FileNotFoundError(f"no such file: {path}")
     MimiConfig.from_kyutai(json.loads((codec / MIMI_CONFIG).read_text()))  # refuses a bad config
-    configs = {kind: _lm_config(kind, folder) for kind, folder in lms.items()}
+    configs = _lm_configs(lms, contexts)
 
     out.mkdir(parents=True, exist_ok=True)
     for kind in KINDS:
@@ -88,7 +92,9 @@ def ship(
     return manifest
 
 
-def replace(out: Path, lms: dict[str, Path], commit: str | None = None) -> dict[str, Any]:
+def replace(
+    out: Path, lms: dict[str, Path], commit: str | None = None, contexts: dict[str, int] | None = None
+) -> dict[str, Any]:
     """Replace some language models of the family shipped in `out`, keeping its codec, its
     tokenizer and the other kinds as they are; returns the manifest written. Each replaced
     entry records its own `commit` (the manifest's top-level one stays the others')."""
@@ -98,7 +104,7 @@ def replace(out: Path, lms: dict[str, Path], commit: str | None = None) -> dict[
         raise ValueError(f"give a model to replace (kinds: {', '.join(KINDS)})")
     _check_kinds(lms)
     manifest = json.loads((out / MANIFEST).read_text())
-    configs = {kind: _lm_config(kind, folder) for kind, folder in lms.items()}
+    configs = _lm_configs(lms, contexts)
     for kind, folder in lms.items():
         shutil.rmtree(model_folder(kind, out), ignore_errors=True)
         manifest[kind] = _write_lm(out, kind, folder, configs[kind], tuple(manifest["float32"])) | {
@@ -152,6 +158,21 @@ def _check_kinds(lms: dict[str, Path]) -> None:
     bad = sorted(set(lms) - set(KINDS))
     if bad:
         raise ValueError(f"kinds must be among {', '.join(KINDS)}, got {', '.join(bad)}")
+
+
+def _lm_configs(lms: dict[str, Path], contexts: dict[str, int] | None) -> dict[str, dict[str, Any]]:
+    """Each model's checkpoint config, its `context` replaced where `contexts` names one."""
+    contexts = contexts or {}
+    extra = sorted(set(contexts) - set(lms))
+    if extra:
+        raise ValueError(f"a context for a model not shipped here: {', '.join(extra)}")
+    for kind, frames in contexts.items():
+        if frames < 1:
+            raise ValueError(f"{kind}'s context must be >= 1 frame, got {frames}")
+    configs = {kind: _lm_config(kind, folder) for kind, folder in lms.items()}
+    for kind, frames in contexts.items():
+        configs[kind]["context"] = frames
+    return configs
 
 
 def _lm_config(kind: str, folder: Path) -> dict[str, Any]:

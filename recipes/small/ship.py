@@ -9,6 +9,9 @@ With --replace, only the language models given are written; the codec, the token
 other kinds already in --out stay (the source checkpoints of the others are not needed):
 
     python recipes/small/ship.py --replace --dialogue runs/RUN/checkpoints/checkpoint_NNNNNN/consolidated
+
+`--context KIND=FRAMES` sets a model's attention context in its shipped config (the frames
+it attends over: about its training crops', see moshi/small/ship.py).
 Weights go in bfloat16; moshi/small/manifest.json records each file's sha256, parameters,
 training step and this checkout's commit (--commit for another). Then commit moshi/small/.
 A maintainer's step of this recipe, so not a `moshi` subcommand: the library is moshi/small/ship.py.
@@ -43,8 +46,17 @@ def main(argv: list[str] | None = None) -> int:
         help="keep Mimi's encoder in float32 (+5.5 MB): the codes the LMs hear are the checkpoint's",
     )
     p.add_argument("--commit", help="the code's commit to record (default: this checkout's HEAD)")
+    p.add_argument(
+        "--context", action="append", default=[], metavar="KIND=FRAMES", help="a model's context (repeatable)"
+    )
     args = p.parse_args(argv)
     lms = {kind: getattr(args, kind) for kind in KINDS if getattr(args, kind) is not None}
+    contexts = {}
+    for item in args.context:
+        kind, _, frames = item.partition("=")
+        if not frames.isdigit():
+            p.error(f"--context: expected KIND=FRAMES (stt=40), got {item!r}")
+        contexts[kind] = int(frames)
     if args.replace and (args.codec or args.tokenizer or args.exact_codes):
         p.error("--replace keeps the shipped codec and tokenizer: give only language models")
     if not args.replace and (args.codec is None or args.tokenizer is None):
@@ -52,10 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     commit = args.commit or _head()
     try:
         if args.replace:
-            manifest = replace(args.out, lms, commit)
+            manifest = replace(args.out, lms, commit, contexts)
         else:
             float32 = FLOAT32 + ENCODER if args.exact_codes else FLOAT32
-            manifest = ship(args.out, args.codec, args.tokenizer, lms, commit, float32)
+            manifest = ship(args.out, args.codec, args.tokenizer, lms, commit, float32, contexts)
     except (FileNotFoundError, ValueError) as e:
         print(f"ship: error: {e}", file=sys.stderr)
         return 1

@@ -117,3 +117,21 @@ def test_replace_needs_a_shipped_family_and_no_codec(checkpoints, tmp_path, caps
     with pytest.raises(SystemExit):
         _recipe().main(["--replace", "--codec", str(checkpoints["codec"]), "--stt", str(checkpoints["stt"])])
     assert "give only language models" in capsys.readouterr().err
+
+
+def test_context_is_set_in_the_shipped_config(checkpoints, tmp_path, capsys):
+    # a model trained on short crops attends over that many frames, whatever its checkpoint says
+    out = tmp_path / "small"
+    args = ["--codec", checkpoints["codec"], "--tokenizer", checkpoints["tokenizer"], "--out", out]
+    ship_args = [str(a) for a in [*args, "--stt", checkpoints["stt"], "--context", "stt=7"]]
+    assert _recipe().main(ship_args) == 0
+    assert json.loads((out / "stt" / "config.json").read_text())["context"] == 7
+    assert ModelFiles.resolve(str(out / "stt")).config.lm.context == 7
+    assert json.loads((checkpoints["stt"] / "config.json").read_text())["context"] != 7  # source untouched
+    replace(out, {"dialogue": checkpoints["dialogue"]}, contexts={"dialogue": 9})
+    assert json.loads((out / "dialogue" / "config.json").read_text())["context"] == 9
+    with pytest.raises(ValueError, match="a context for a model not shipped here: tts"):
+        replace(out, {"stt": checkpoints["stt"]}, contexts={"tts": 5})
+    with pytest.raises(SystemExit):
+        _recipe().main([*ship_args[:-1], "stt=forty"])
+    assert "expected KIND=FRAMES (stt=40), got 'stt=forty'" in capsys.readouterr().err
