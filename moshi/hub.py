@@ -82,7 +82,8 @@ def locate(
     - `hf://owner/repo/path/in/repo`: that file of that repo;
     - a relative path: under `base_dir` (e.g. the folder of the config that names it) or the
       working directory if it exists there, else that file name in `hf_repo` (unless the
-      user `typed` it and it `looks_local`: then it is a missing local file, said at once).
+      user `typed` it and it `looks_local`, or it goes up a folder (`..`), which no hub
+      file name does: then it is a missing local file, said at once).
     """
     s = str(spec)
     if s.startswith("file://"):
@@ -95,9 +96,12 @@ def locate(
     path = Path(s).expanduser()
     if path.is_absolute():
         return _existing(path)
-    for candidate in ([base_dir / path] if base_dir is not None else []) + [path]:
+    candidates = ([base_dir / path] if base_dir is not None else []) + [path]
+    for candidate in candidates:
         if candidate.is_file():
             return candidate
+    if ".." in path.parts:  # out of its folder: local (a hub repo's file names never go up)
+        raise FileNotFoundError(f"no such file: {candidates[0]}")
     if hf_repo is None or (typed and looks_local(s)):
         raise FileNotFoundError(f"no such file: {s}")
     return hf_download(hf_repo, s)

@@ -46,6 +46,12 @@ def test_a_mistyped_path_is_no_such_file_at_once(spec, no_hub):
         resolve_voice(spec, ".abc@1.safetensors")
 
 
+def test_a_configs_file_out_of_its_folder_is_local(tmp_path, no_hub):
+    # a model folder copied without the shared files one folder up (moshi/small's layout)
+    with pytest.raises(FileNotFoundError, match=r"no such file: .*sub/\.\./mimi\.safetensors"):
+        locate("../mimi.safetensors", "kyutai/stt-1b-en_fr", base_dir=tmp_path / "sub")
+
+
 def test_offline_and_not_cached_is_one_error_never_the_7b_config(tmp_path, monkeypatch, no_hub):
     fake_hub_cache(tmp_path, monkeypatch, "kyutai/stt-1b-en_fr", {})  # HF_HUB_OFFLINE, nothing cached
     with pytest.raises(FileNotFoundError, match=r"'config\.json'.*not in the local cache and HF_HUB_OFFLINE"):
