@@ -18,9 +18,10 @@ frames, and they are what a question is answered with: `reply_weight` multiplies
 in the training total's text term, and the reply loss and accuracy (argmax, teacher-forced)
 are reported on their own, with the share of replies whose every token the argmax predicts:
 the replies greedy text would write given the question's words. The logged text loss keeps
-every weight at 1. A global
-batch split over microbatches or processes is normalized by the weights of the whole
-batch (`LossWeights.total`), so the split changes nothing but rounding.
+every weight at 1.
+
+A global batch split over microbatches or processes is normalized by the weights of the
+whole batch (`LossWeights.sums`), so the split changes nothing but rounding.
 """
 
 from __future__ import annotations
