@@ -43,7 +43,7 @@ from moshi.stt.transcribe import transcribe_batch
 from moshi.stt.transcript import Word
 from moshi.train.alignments import Entry as TrainEntry
 from moshi.train.dataset import LMDataset
-from moshi.train.loss import reply_tokens
+from moshi.train.loss import LossOptions, loss_weights
 from moshi.tts import load_tts
 
 BATCH = 8  # files run at once
@@ -164,6 +164,7 @@ def replies_given_questions(model_dir: Path, entries: list[Entry]) -> dict | Non
     if not tokenizer.user_turns:
         return None
     lm, cfg = files.load_lm(dtype=torch.float32).eval(), files.config
+    turns = LossOptions(turn_ids=(tokenizer.moshi_turn_id, tokenizer.user_turn_id))
     by_kind: dict[str, list[int]] = {}  # kind -> [correct, questions]
     with tempfile.TemporaryDirectory() as cache:
         longest = max(e.duration for e in entries)
@@ -175,10 +176,8 @@ def replies_given_questions(model_dir: Path, entries: list[Entry]) -> dict | Non
             raise ValueError(f"{len(entries) - len(data.files)} dialogue(s) unreadable: {dict(data.skipped)}")
         for f, entry in enumerate(entries):
             codes = data.crop(f, 0)[None]  # [1, K, T]
-            text = codes[0, 0]
-            said = (text >= 0) & (text != cfg.lm.text_padding_id) & (text != cfg.lm.text_end_padding_id)
-            ids = reply_tokens(codes[:, 0], tokenizer.moshi_turn_id, tokenizer.user_turn_id)[0] * said
-            right = lm(codes).text_logits[0, 0].argmax(-1) == text
+            ids = loss_weights(codes, cfg.lm, turns).reply[0]  # k on the k-th reply's tokens
+            right = lm(codes).text_logits[0, 0].argmax(-1) == codes[0, 0]
             starts = {int(k): int((ids == k).nonzero()[0, 0]) for k in ids.unique() if k > 0}
             for q in questions(entry.meta):
                 after = [(t, k) for k, t in starts.items() if t > q.end * FRAME_RATE]

@@ -12,6 +12,7 @@ other kinds already in --out stay (the source checkpoints of the others are not 
 
 `--context KIND=FRAMES` sets a model's attention context in its shipped config (the frames
 it attends over: about its training crops', see moshi/small/ship.py).
+
 Weights go in bfloat16; moshi/small/manifest.json records each file's sha256, parameters,
 training step and this checkout's commit (--commit for another). Then commit moshi/small/.
 A maintainer's step of this recipe, so not a `moshi` subcommand: the library is moshi/small/ship.py.

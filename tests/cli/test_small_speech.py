@@ -63,19 +63,9 @@ def test_the_shipped_stt_transcribes_a_long_recording(moshi, tmp_path):
     for case in CASES:
         pcm, sr = sf.read(HELD_OUT / case["wav"], dtype="float32")
         parts += [pcm, np.zeros(sr, np.float32)]
-    sf.write(tmp_path / "long.wav", np.concatenate(parts), sr)
-    r = moshi(
-        "transcribe",
-        "--model",
-        "small",
-        "--device",
-        "cpu",
-        "--format",
-        "json",
-        "-o",
-        tmp_path,
-        tmp_path / "long.wav",
-    )
+    long = tmp_path / "long.wav"
+    sf.write(long, np.concatenate(parts), sr)
+    r = moshi("transcribe", "--model", "small", "--device", "cpu", "--format", "json", "-o", tmp_path, long)
     assert r.code == 0, r.err
     got = json.loads((tmp_path / "long.json").read_text())["text"]
     assert got.startswith(CASES[0]["text"]), got
