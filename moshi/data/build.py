@@ -2,7 +2,8 @@
 
 Layout under `out_dir`:
     train/ and heldout/: dialogues.jsonl, stt.jsonl, tts.jsonl (one {"path", "duration"} per
-        line, paths relative to the manifest), and dialogues/, stt/, tts/ holding NNNNNN.wav
+        line, paths relative to the manifest), users.jsonl (the dialogues' right channels, the
+        users', as mono items: `"channel": 1`), and dialogues/, stt/, tts/ holding NNNNNN.wav
         with NNNNNN.json beside each: {"alignments": [[word, [start, end], speaker], ...],
         "voice": ..., and "text" (mono) or "exchanges" (dialogues)}.
     grammar.jsgf, vocab.txt, lexicon.dic: the grammar for the recogniser (`moshi.eval`).
@@ -35,6 +36,7 @@ import numpy as np
 from ..audio import SAMPLE_RATE, write_wav
 from . import jsgf
 from .dialogue import render_dialogue, render_utterance
+from .merge import USERS, user_channels
 from .plan import KINDS, SPLITS, Item, plan
 from .synth import MOSHI_VOICE, Voice, synth_words
 from .tokenizer import write_tokenizer
@@ -150,10 +152,12 @@ def _write_index(out: Path, items: list[Item], durations: dict[str, float], suff
     for split in SPLITS:
         for kind in KINDS:
             mine = [it for it in items if it.split == split and it.kind == kind]
-            lines = [json.dumps({"path": f"{kind}/{it.index:06d}{suffix}", "duration": durations[it.stem]})
-                     for it in mine]  # fmt: skip
-            (out / split / f"{kind}.jsonl").write_text("".join(line + "\n" for line in lines))
+            rows = [{"path": f"{kind}/{it.index:06d}{suffix}", "duration": durations[it.stem]} for it in mine]
+            (out / split / f"{kind}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
             hours[f"{split}/{kind}.jsonl"] = round(sum(durations[it.stem] for it in mine) / 3600, 4)
+            if kind == "dialogues":
+                users = user_channels(rows)
+                (out / split / f"{USERS}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in users))
     (out / "grammar.jsgf").write_text(jsgf.jsgf())
     (out / "vocab.txt").write_text("\n".join(jsgf.vocabulary()) + "\n")
     (out / "lexicon.dic").write_text(jsgf.lexicon())

@@ -4,7 +4,8 @@ Layout under `out_dir`:
     train/ and heldout/: dialogues.jsonl, stt.jsonl, tts.jsonl, each the builds' manifests
         one after the other in the order given, every path absolute; and mono.jsonl, each
         build's stt files then its tts files (what the codec and speech-to-text learn on; a
-        merged corpus given as a build brings its own mono.jsonl).
+        merged corpus given as a build brings its own mono.jsonl); and users.jsonl, the
+        dialogues' right channels (`"channel": 1`: the users, with their words) as mono items.
     grammar.jsgf, vocab.txt, lexicon.dic, tokenizer.model: the builds' own, which must be the
         same in every build (one grammar).
     corpus.json: the builds merged and the hours of each manifest.
@@ -20,6 +21,14 @@ from .plan import KINDS, SPLITS
 SHARED_FILES = ("grammar.jsgf", "vocab.txt", "lexicon.dic", "tokenizer.model")
 MONO = "mono"
 MONO_KINDS = ("stt", "tts")  # one voice per file: users', then Moshi's
+USERS = "users"
+USER_CHANNEL = 1  # a dialogue's right channel (train/alignments.py)
+
+
+def user_channels(dialogues: list[dict]) -> list[dict]:
+    """Manifest rows of stereo dialogues -> rows of their users' channels (text-only rows,
+    which have no audio, left out)."""
+    return [{**row, "channel": USER_CHANNEL} for row in dialogues if not row["path"].endswith(".json")]
 
 
 def merge_corpora(out_dir: str | Path, builds: list[str | Path], *, force: bool = False) -> dict:
@@ -47,13 +56,14 @@ def merge_corpora(out_dir: str | Path, builds: list[str | Path], *, force: bool 
         (out / split).mkdir(parents=True, exist_ok=True)
         manifests = {k: [_absolute(s / split / f"{k}.jsonl") for s in sources] for k in KINDS}
         manifests[MONO] = [_mono(s / split) for s in sources]
+        manifests[USERS] = [user_channels(part) for part in manifests["dialogues"]]
         for kind, parts in manifests.items():
             rows = [row for part in parts for row in part]
             (out / split / f"{kind}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
             hours[f"{split}/{kind}.jsonl"] = round(sum(r["duration"] for r in rows) / 3600, 4)
     for name, content in shared.items():
         (out / name).write_bytes(content)
-    total = sum(h for name, h in hours.items() if not name.endswith(f"/{MONO}.jsonl"))
+    total = sum(h for name, h in hours.items() if not name.endswith((f"/{MONO}.jsonl", f"/{USERS}.jsonl")))
     summary = {"merged": [str(s) for s in sources], "hours": hours, "total_hours": round(total, 4)}
     (out / "corpus.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary

@@ -6,7 +6,11 @@
 
 Ours: a line whose path is the alignments file itself, `{"path": "relative/x.json",
 "duration": 12.3}`, is a text-only item (words and their times, no audio: `moshi data build
---text-only`); a dialogue model learns its text stream alone from it.
+--text-only`); a dialogue model learns its text stream alone from it. And a line with
+`"channel": 0 or 1` names one channel of a stereo dialogue as a mono item, with that
+channel's speaker's words (0, the left: Moshi's, SPEAKER_MAIN; 1, the right: the user's,
+every other label): speech-to-text learns from the users' channels of dialogues (long inputs,
+pauses, many voices) and text-to-speech from Moshi's, with no audio written twice.
 
 Times are seconds from the start of the file. In dialogue data (stereo: left = Moshi, right
 = the user) Moshi's words are labelled `SPEAKER_MAIN`; any other label is another speaker.
@@ -23,6 +27,7 @@ from typing import Any
 
 MAIN_SPEAKER = "SPEAKER_MAIN"
 OTHER_SPEAKER = "SPEAKER_OTHER"  # what `annotate` writes for the right channel
+CHANNELS = (0, 1)  # a dialogue's channels: 0, the left, Moshi (SPEAKER_MAIN); 1, the right, the user
 
 
 class DataError(ValueError):
@@ -37,10 +42,15 @@ class DataError(ValueError):
 @dataclass(frozen=True)
 class Entry:
     """One manifest line: an audio file (absolute path) and its duration in seconds; or an
-    alignments file alone (`text_only`)."""
+    alignments file alone (`text_only`); `channel`: one channel of a stereo file (0 or 1)."""
 
     path: Path
     duration: float
+    channel: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.channel is not None and (type(self.channel) is not int or self.channel not in CHANNELS):
+            raise ValueError(f"channel must be None, 0 or 1, got {self.channel!r}")
 
     @property
     def alignments_path(self) -> Path:
@@ -82,7 +92,10 @@ def read_manifest(path: str | Path) -> list[Entry]:
         duration = item.get("duration", math.nan)
         if not isinstance(duration, (int, float)) or isinstance(duration, bool):
             raise DataError(f"{where}: duration must be a number of seconds, got {duration!r}")
-        entries.append(Entry((path.parent / item["path"]).absolute(), float(duration)))
+        channel = item.get("channel")
+        if channel is not None and (type(channel) is not int or channel not in CHANNELS):
+            raise DataError(f"{where}: channel must be 0 (Moshi's, left) or 1 (the user's), got {channel!r}")
+        entries.append(Entry((path.parent / item["path"]).absolute(), float(duration), channel))
     return entries
 
 
@@ -92,7 +105,10 @@ def write_manifest(path: str | Path, entries: Sequence[Entry]) -> None:
     lines = []
     for e in entries:
         rel = e.path.relative_to(folder) if e.path.is_relative_to(folder) else e.path
-        lines.append(json.dumps({"path": str(rel), "duration": e.duration}))
+        line: dict[str, Any] = {"path": str(rel), "duration": e.duration}
+        if e.channel is not None:
+            line["channel"] = e.channel
+        lines.append(json.dumps(line))
     Path(path).write_text("".join(line + "\n" for line in lines))
 
 
@@ -133,6 +149,13 @@ def parse_alignments(data: Any, source: str) -> list[AlignedWord]:
 def write_alignments(path: str | Path, words: Sequence[AlignedWord]) -> None:
     items = [[w.text, [round(w.start, 3), round(w.end, 3)], w.speaker] for w in words]
     Path(path).write_text(json.dumps({"alignments": items}, ensure_ascii=False) + "\n")
+
+
+def channel_words(
+    words: Sequence[AlignedWord], channel: int, main_speaker: str = MAIN_SPEAKER
+) -> list[AlignedWord]:
+    """The words said on one channel of a dialogue: the main speaker's on 0, the others' on 1."""
+    return [w for w in words if (w.speaker == main_speaker) == (channel == 0)]
 
 
 def check_within(words: Sequence[AlignedWord], duration: float, source: str, slack: float) -> None:

@@ -17,6 +17,10 @@ stream built from the word alignments, laid out as `LMModel.forward(codes)` take
     model's own padding is what it reads there when it transcribes; and its files go on
     in silence for STT_SILENCE_AFTER_S (encoded after the file, text padding once the last
     words' delayed text is out), as they do when it transcribes.
+    One channel of a dialogue (a manifest line with `"channel"`) is a mono item for speech-to-
+    text or text-to-speech, with its speaker's words: its codes are the stereo file's own
+    (the dialogue task's cache entry, shared), so it has no silence encoded after it (a
+    dialogue's channel goes on past its speaker's last words while the other answers).
 
 Every file is checked and encoded (or found in the codes cache) when the dataset is made; a
 bad one (missing or malformed alignments, a word outside the audio, an unreadable file, the
@@ -50,10 +54,12 @@ from ..lm.layers import ZERO_TOKEN
 from ..lm.text import TextTokenizer
 from ..tts.options import TTSConfig
 from .alignments import (
+    CHANNELS,
     MAIN_SPEAKER,
     AlignedWord,
     DataError,
     Entry,
+    channel_words,
     check_within,
     read_alignments,
     read_manifest,
@@ -90,9 +96,10 @@ class Layout:
     silence_after_s: float = 0.0  # the file goes on in silence this long (text: padding)
     user_delay_s: float | None = None  # dialogue: the user's words in the text this late too
 
-    def codes_cache(self, folder: str | Path, mimi: Mimi) -> CodesCache:
-        """Where this layout's codes of a file are kept (its codebooks, its silence after)."""
-        tail = math.ceil(self.silence_after_s * FRAME_RATE)
+    def codes_cache(self, folder: str | Path, mimi: Mimi, channel_items: bool = False) -> CodesCache:
+        """Where this layout's codes of a file are kept (its codebooks, its silence after);
+        `channel_items`: of the stereo files whose channels are items (no silence after)."""
+        tail = 0 if channel_items else math.ceil(self.silence_after_s * FRAME_RATE)
         return CodesCache(folder, mimi, self.codebooks, tail_frames=tail)
 
 
@@ -138,6 +145,7 @@ class _File:
     codes: Path | None  # the codes cache file: [C, K, F] codes (None: a text-only item)
     frames: int  # F
     words: tuple[AlignedWord, ...]
+    channel: int | None = None  # the one channel of a stereo file this item is
 
 
 class LMDataset:
@@ -175,6 +183,7 @@ class LMDataset:
         self.main_speaker, self.random_crop, self.seed = main_speaker, random_crop, seed
         self.epoch = 0
         self.cache = self.layout.codes_cache(cache_dir, mimi)
+        self.stereo_cache = self.layout.codes_cache(cache_dir, mimi, channel_items=True)
         self.skipped: Counter[str] = Counter()
         entries = read_manifest(manifest) if isinstance(manifest, (str, Path)) else list(manifest)
         self.files: list[_File] = []
@@ -200,6 +209,8 @@ class LMDataset:
                 raise DataError(f"{message}, got {self.task} and {entry.duration:g} s", "text-only item")
             check_within(words, entry.duration, str(entry.path), WORD_SLACK_S)
             return _File(entry.path, None, math.ceil(entry.duration * FRAME_RATE), tuple(words))
+        if entry.channel is not None:
+            return self._prepare_channel(entry, words)
         stored = self.cache.store(entry.path)
         channels, _, frames = codes_shape(stored)
         if channels != self.layout.channels:
@@ -208,6 +219,20 @@ class LMDataset:
             raise DataError(message, f"not {want}")
         check_within(words, frames / FRAME_RATE, str(entry.alignments_path), WORD_SLACK_S)
         return _File(entry.path, stored, frames, tuple(words))
+
+    def _prepare_channel(self, entry: Entry, words: list[AlignedWord]) -> _File:
+        assert entry.channel is not None
+        if self.layout.channels != 1:
+            message = f"{entry.path}: channel {entry.channel} of a file is a mono item, for stt or tts"
+            raise DataError(f"{message}, got the {self.task} task", "channel item")
+        stored = self.stereo_cache.store(entry.path)
+        channels, _, frames = codes_shape(stored)
+        if channels != len(CHANNELS):
+            message = f"{entry.path}: channel {entry.channel} needs stereo audio, got {channels} channel(s)"
+            raise DataError(message, "not stereo")
+        check_within(words, frames / FRAME_RATE, str(entry.alignments_path), WORD_SLACK_S)
+        said = channel_words(words, entry.channel, self.main_speaker)
+        return _File(entry.path, stored, frames, tuple(said), entry.channel)
 
     def __len__(self) -> int:
         return self._ends[-1] if self._ends else 0
@@ -241,6 +266,8 @@ class LMDataset:
             present = max(0, min(T, file.frames - start))
         else:
             codes = load_codes(file.codes, start, start + T)  # [C, K', T'] with T' <= T
+            if file.channel is not None:
+                codes = codes[file.channel : file.channel + 1]
             present = codes.shape[-1]
             out[1:, :present] = codes.reshape(-1, present)
         text = text_stream(

@@ -38,6 +38,7 @@ class _Share:
     layout: Layout
     folder: Path
     files: tuple[Path, ...]
+    channel_files: tuple[Path, ...]  # stereo files whose channels are items (dataset.py)
 
 
 @dataclass(frozen=True)
@@ -58,12 +59,17 @@ def fill_cache(config: TrainConfig, workers: int) -> Filled:
     if not config.data.train_data:
         raise ValueError("config.data.train_data: no training manifest given")
     manifests = [m for m in (config.data.train_data, config.data.eval_data) if m]
-    files = list(dict.fromkeys(e.path for m in manifests for e in read_manifest(m) if not e.text_only))
+    entries = [e for m in manifests for e in read_manifest(m) if not e.text_only]
+    files = list(dict.fromkeys(e.path for e in entries if e.channel is None))
+    channel_files = list(dict.fromkeys(e.path for e in entries if e.channel is not None))
     codebooks = src.config.lm.mimi_codebooks
     shares = [
-        _Share(src.mimi, src.mimi_config, codebooks, layout, cache_folder(config), tuple(files[i::workers]))
-        for i in range(min(workers, max(1, len(files))))
-    ]
+        _Share(
+            src.mimi, src.mimi_config, codebooks, layout, cache_folder(config),
+            tuple(files[i::workers]), tuple(channel_files[i::workers]),
+        )
+        for i in range(min(workers, max(1, len(files) + len(channel_files))))
+    ]  # fmt: skip
     start = time.monotonic()
     if len(shares) == 1:
         counts = [_encode(shares[0])]
@@ -72,12 +78,13 @@ def fill_cache(config: TrainConfig, workers: int) -> Filled:
             counts = pool.map(_encode, shares)
     encoded, unreadable = sum(c[0] for c in counts), sum(c[1] for c in counts)
     folder = counts[0][2]
+    total = len(files) + len(channel_files)
     log.info(
         "%d files: %d encoded, %d already in %s, %d unreadable (%.0f s, %d processes)",
-        len(files), encoded, len(files) - encoded - unreadable, folder, unreadable,
+        total, encoded, total - encoded - unreadable, folder, unreadable,
         time.monotonic() - start, len(shares),
     )  # fmt: skip
-    return Filled(len(files), encoded, unreadable, folder)
+    return Filled(total, encoded, unreadable, folder)
 
 
 def _encode(share: _Share) -> tuple[int, int, Path]:
@@ -85,10 +92,12 @@ def _encode(share: _Share) -> tuple[int, int, Path]:
     torch.set_num_threads(1)
     mimi = load_mimi(share.mimi, share.mimi_config, num_codebooks=share.num_codebooks)
     cache = share.layout.codes_cache(share.folder, mimi)
+    stereo = share.layout.codes_cache(share.folder, mimi, channel_items=True)
     unreadable = 0
-    for path in share.files:
+    work = [(cache.store, p) for p in share.files] + [(stereo.store, p) for p in share.channel_files]
+    for store, path in work:
         try:
-            cache.store(path)
+            store(path)
         except AudioFileError:
             unreadable += 1
-    return cache.encoded, unreadable, cache.folder
+    return cache.encoded + stereo.encoded, unreadable, cache.folder

@@ -131,3 +131,6 @@ def test_a_text_only_build_is_the_same_words_without_audio(corpus, tmp_path):
             assert json.loads(a)["duration"] == json.loads(t)["duration"]
             path = json.loads(t)["path"]
             assert (out / split / path).read_text() == (corpus / split / path).read_text()
+        users = [json.loads(x) for x in (corpus / split / "users.jsonl").read_text().splitlines()]
+        assert users == [{**json.loads(x), "channel": 1} for x in audio]  # the dialogues' right channels
+        assert (out / split / "users.jsonl").read_text() == ""  # text-only items have no channels

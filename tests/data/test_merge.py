@@ -43,6 +43,8 @@ def test_manifests_in_order_with_absolute_paths(tmp_path):
     ]  # fmt: skip
     assert paths(out / "heldout" / "stt.jsonl") == [str(a / "heldout/stt/000000.wav")]
     assert paths(out / "heldout" / "dialogues.jsonl") == []
+    users = [json.loads(line) for line in (out / "train" / "users.jsonl").read_text().splitlines()]
+    assert users == [{"path": str(b / "train/dialogues/000000.wav"), "duration": 1.0, "channel": 1}]
     assert summary["hours"]["train/mono.jsonl"] == round(6 / 3600, 4)
     assert summary["total_hours"] == round(8 / 3600, 4)  # mono.jsonl counted once, in stt and tts
     assert summary["merged"] == [str(a), str(b)]

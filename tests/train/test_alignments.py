@@ -10,6 +10,7 @@ from moshi.train.alignments import (
     AlignedWord,
     DataError,
     Entry,
+    channel_words,
     check_within,
     read_alignments,
     read_manifest,
@@ -39,13 +40,34 @@ def test_manifest_paths_are_relative_to_its_folder(tmp_path):
         ("{oops", "data.jsonl:2: not valid JSON"),
         ('{"file": "x.wav"}', 'data.jsonl:2: expected {"path": "x.wav", "duration": seconds}'),
         ('{"path": "x.wav", "duration": "long"}', "data.jsonl:2: duration must be a number"),
+        (
+            '{"path": "x.wav", "duration": 1, "channel": 2}',
+            "data.jsonl:2: channel must be 0 .* or 1 .*, got 2",
+        ),
+        ('{"path": "x.wav", "duration": 1, "channel": true}', "data.jsonl:2: channel must be 0 .*, got True"),
     ],
 )
 def test_a_bad_manifest_line_is_named(tmp_path, line, message):
     path = tmp_path / "data.jsonl"
     path.write_text('{"path": "ok.wav", "duration": 1}\n' + line + "\n")
-    with pytest.raises(DataError, match=message.replace("{", "\\{").replace("}", "\\}")):
+    with pytest.raises(DataError, match=message.replace("{", "\\{").replace("}", "\\}").replace("(", "\\(")):
         read_manifest(path)
+
+
+def test_a_line_may_name_one_channel_of_a_dialogue(tmp_path):
+    path = tmp_path / "data.jsonl"
+    path.write_text(
+        '{"path": "d.wav", "duration": 3, "channel": 1}\n{"path": "d.wav", "duration": 3, "channel": 0}\n'
+    )
+    entries = read_manifest(path)
+    assert [e.channel for e in entries] == [1, 0]
+    write_manifest(tmp_path / "again.jsonl", entries)
+    assert read_manifest(tmp_path / "again.jsonl") == entries
+    with pytest.raises(ValueError, match="channel must be None, 0 or 1, got 2"):
+        Entry(Path("d.wav"), 3.0, 2)
+    words = [AlignedWord("hi", 0, 1), AlignedWord("yo", 1, 2, "SPEAKER_USER"), AlignedWord("so", 2, 3)]
+    assert [w.text for w in channel_words(words, 0)] == ["hi", "so"]  # Moshi's, on the left
+    assert [w.text for w in channel_words(words, 1)] == ["yo"]  # every other speaker's
 
 
 def test_alignments_round_trip(tmp_path):

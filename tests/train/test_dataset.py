@@ -11,6 +11,7 @@ import torch
 from moshi.codec import load_mimi
 from moshi.lm.config import KyutaiConfig
 from moshi.lm.model import LMModel
+from moshi.train.alignments import Entry
 from moshi.train.codes_cache import CodesCache, codec_fingerprint
 from moshi.train.dataset import LMDataset, collate, task_layout
 from moshi.train.distributed import Dist
@@ -234,6 +235,37 @@ def test_fingerprints_outlive_new_optional_config_fields():
     assert codec_fingerprint(mimi) == "24ce529620895833"
     mimi.config = replace(mimi.config, total_codebooks=mimi.config.total_codebooks - 1)  # codes depend on it
     assert codec_fingerprint(mimi) != "24ce529620895833"
+
+
+def test_one_channel_of_a_dialogue_is_a_mono_item(tmp_path, data, mimi, configs):
+    # speech-to-text learns from the user's channel (the right), text-to-speech from Moshi's,
+    # each with its speaker's words, on the dialogue's own codes (no silence encoded after)
+    words = (("hi", 0.1, 0.3), ("you", 0.5, 0.9, "SPEAKER_USER"), ("so", 1.3, 1.5))
+    path = data("d", 2.0, 2, words)
+    make(tmp_path, [path], mimi, configs["dialogue"])  # encodes the file's 8 codebooks
+    for task, channel, said in (("stt", 1, ["you"]), ("tts", 0, ["hi", "so"])):
+        entries = [Entry(path, 2.0, channel)]
+        ds = LMDataset(entries, mimi, TOKENIZER, configs[task], task=task, duration_sec=2.0,
+                       cache_dir=tmp_path / "cache", random_crop=False)  # fmt: skip
+        assert len(ds) == 1 and not ds.skipped
+        assert ds.stereo_cache.encoded == (task == "stt")  # tts reads the dialogue's 8 (stt: 32)
+        stereo = ds.stereo_cache.codes(path)  # [2, K, 25]
+        assert [w.text for w in ds.files[0].words] == said
+        item = ds[0]
+        assert torch.equal(item[1:], stereo[channel, : item.shape[0] - 1])
+        text = text_stream(list(ds.files[0].words), ds.tokenizer, 25, delay_s=ds.layout.delay_s,
+                           padding_before_start=task == "stt")  # fmt: skip
+        assert torch.equal(item[0], text) and len(set(text.tolist())) > 2
+    mono = data("mono", 1.0, 1)
+    wrong = [Entry(mono, 1.0, 1)]
+    ds = LMDataset(
+        wrong, mimi, TOKENIZER, configs["stt"], task="stt", duration_sec=1.0, cache_dir=tmp_path / "c"
+    )
+    assert dict(ds.skipped) == {"not stereo": 1}
+    ds = LMDataset(
+        [Entry(path, 2.0, 1)], mimi, TOKENIZER, configs["dialogue"], duration_sec=1.0, cache_dir=tmp_path
+    )
+    assert dict(ds.skipped) == {"channel item": 1}  # a dialogue item is both channels
 
 
 def test_bad_files_are_skipped_counted_and_named(tmp_path, data, mimi, configs, caplog):

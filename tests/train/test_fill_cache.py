@@ -2,6 +2,8 @@
 run itself encodes nothing; files already there are not encoded again; unreadable ones are
 counted and left to the run to name."""
 
+import json
+
 import yaml
 
 from moshi.cli.main import main as moshi_main
@@ -43,3 +45,24 @@ def test_the_command(tmp_path, data, capsys):
     assert len(list((tmp_path / "cache").glob("*/*.safetensors"))) == 3
     assert moshi_main(["train", "cache", str(path), "--workers", "0"]) == 1
     assert capsys.readouterr().err.strip() == "moshi train: error: workers must be >= 1, got 0"
+
+
+def test_channel_items_are_filled_as_the_run_reads_them(tmp_path, data):
+    # a dialogue's channel as a text-to-speech item: the stereo file's codes, no silence after
+    mono, stereo = data("mono", 0.5, 1), data("dialogue", 0.5, 2)
+    lines = [
+        {"path": "data/mono.wav", "duration": 0.5},
+        {"path": "data/dialogue.wav", "duration": 0.5, "channel": 0},
+    ]
+    train_data = tmp_path / "tts.jsonl"
+    train_data.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    config = tiny_config(tmp_path / "run", "tts_lm_tiny", cache_dir=str(tmp_path / "cache"), task="tts")
+    config["data"] = {"train_data": str(train_data)}
+    config["moshi_paths"]["mimi_config_path"] = str(FIXTURES / "mimi_tiny" / "config.json")
+    config = TrainConfig.from_dict(config)
+    filled = fill_cache(config, workers=2)
+    assert (filled.files, filled.encoded, filled.unreadable) == (2, 2, 0)
+    train, _ = build_datasets(config, build_model(config, Dist()), Dist())
+    assert [f.channel for f in train.files] == [None, 0] and not train.skipped
+    assert train.cache.encoded == 0 and train.stereo_cache.encoded == 0
+    assert {mono.name, stereo.name} == {f.path.name for f in train.files}
