@@ -5,7 +5,8 @@ bfloat16), and each task at least 5x faster than real time on 2 CPU threads, i.e
 
     stt       Mimi encode of one frame + the LM step (text out)
     tts       the LM step (text, depformer over 8 codebooks) + Mimi decode of one frame
-    dialogue  Mimi encode + the LM step + Mimi decode
+    dialogue  Mimi encode + the LM step + Mimi decode (+ its ear's step: the speech-to-text
+              model its config's dialogue_config.ear names, moshi/stt/ear.py)
 
     python bench/family.py                      # shipped models' configs (moshi/small), else recipes'
     python bench/family.py --repeat 3           # best of 3 (a busy machine)
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -65,11 +67,14 @@ def random_lm(config: KyutaiConfig) -> LMModel:
 
 
 @torch.no_grad()
-def time_task(mimi: Mimi, lm: LMModel, parts: tuple[str, ...], steps: int, warmup: int) -> dict[str, float]:
-    """Mean wall-clock ms per frame of each part (`encode`, `lm`, `decode`) and the same in
-    CPU time (`encode_cpu`, ...), streaming with batch 1."""
+def time_task(
+    mimi: Mimi, lm: LMModel, parts: tuple[str, ...], steps: int, warmup: int, ear: LMModel | None = None
+) -> dict[str, float]:
+    """Mean wall-clock ms per frame of each part (`encode`, `lm`, `decode`, `ear`) and the
+    same in CPU time (`encode_cpu`, ...), streaming with batch 1."""
     cfg = lm.config
     gen = Generator(lm, temp=0.8, temp_text=0.7, top_k=250, top_k_text=25, seed=0, cuda_graphs=False)
+    hear = Generator(ear, temp=0.0, temp_text=0.0, cuda_graphs=False) if ear is not None else None
     pcm = 0.1 * torch.randn(1, 1, FRAME_SIZE)
     user = torch.randint(0, cfg.card, (1, cfg.num_user_streams, 1))
     own = torch.randint(0, cfg.card, (1, mimi.num_codebooks, 1))
@@ -77,9 +82,10 @@ def time_task(mimi: Mimi, lm: LMModel, parts: tuple[str, ...], steps: int, warmu
         "encode": lambda: mimi.encode(pcm) if "encode" in parts else None,
         "lm": lambda: gen.step(user),
         "decode": lambda: mimi.decode(own) if "decode" in parts else None,
+        "ear": lambda: hear.step(user) if hear is not None else None,
     }
     totals = dict.fromkeys([*work, *(f"{k}_cpu" for k in work)], 0.0)
-    with mimi.streaming(1), gen.streaming(1):
+    with mimi.streaming(1), gen.streaming(1), hear.streaming(1) if hear is not None else nullcontext():
         for i in range(warmup + steps):
             for name, fn in work.items():
                 c0, t0 = time.process_time(), time.perf_counter()
@@ -115,8 +121,10 @@ def main() -> None:
         lm = random_lm(config)
         params = sum(x.numel() for x in lm.parameters())
         total += params
-        runs = [time_task(mimi, lm, parts, steps, warmup) for _ in range(args.repeat)]
-        names = ["lm", *parts]
+        ear_config = path.parent / config.ear_name / "config.json" if config.ear_name else None
+        ear = random_lm(KyutaiConfig.load(ear_config)) if ear_config is not None else None
+        runs = [time_task(mimi, lm, parts, steps, warmup, ear) for _ in range(args.repeat)]
+        names = ["lm", *parts, *(["ear"] if ear is not None else [])]
         best = min(runs, key=lambda r: sum(r[k] for k in names))
         frame_ms = sum(best[k] for k in names)
         cpu_ms = min(sum(r[f"{k}_cpu"] for k in names) for r in runs)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -34,6 +35,8 @@ from moshi.eval.recogniser import Recogniser
 from moshi.eval.stoi import stoi
 from moshi.lm.config import KyutaiConfig
 from moshi.lm.sampling import SamplingOptions
+
+DEFAULT_TEMP = 0.6  # audio sampling temperature where neither --temp nor the model says
 
 
 def main() -> None:
@@ -49,7 +52,16 @@ def main() -> None:
     p.add_argument("--stt", type=Path, metavar="MODEL_DIR", help="our speech-to-text model")
     p.add_argument("--tts", type=Path, metavar="MODEL_DIR", help="our text-to-speech model")
     p.add_argument("--dialogue", type=Path, metavar="MODEL_DIR", help="our dialogue model")
-    p.add_argument("--temp", type=float, default=0.6, help="sampling temperature of --tts and --dialogue")
+    p.add_argument(
+        "--ear", type=Path, metavar="MODEL_DIR",
+        help="--dialogue: a speech-to-text model that writes down the user's words for it (moshi/stt/ear.py;"
+             " default: the one its config names; none: it hears alone)",
+    )  # fmt: skip
+    p.add_argument(
+        "--temp", type=float, default=None,
+        help=f"audio sampling temperature of --tts ({DEFAULT_TEMP}) and --dialogue (the model's"
+             f" lm_gen_config, as moshi serve, chat and infer use it, else {DEFAULT_TEMP})",
+    )  # fmt: skip
     p.add_argument(
         "--temp-text", type=float, default=None,
         help="--dialogue: the text's temperature (default: the model's lm_gen_config, as moshi serve,"
@@ -124,21 +136,26 @@ def _models(args: argparse.Namespace, recogniser: Recogniser) -> None:
             emit("stt", manifest, q.stt_row(stt, args.corpus / manifest, args.limit), model=str(args.stt))
     if args.tts:
         manifest = f"{args.split}/tts.jsonl"
-        row = q.tts_rows(recogniser, args.tts, args.corpus / manifest, args.limit, stt, args.temp, args.seed)
+        temp = DEFAULT_TEMP if args.temp is None else args.temp
+        row = q.tts_rows(recogniser, args.tts, args.corpus / manifest, args.limit, stt, temp, args.seed)
         emit("tts", manifest, row, model=str(args.tts))
     if args.dialogue:
         manifest = f"{args.split}/dialogues.jsonl"
-        temp_text = args.temp_text
-        if temp_text is None:  # what the model's users get (cli.options.model_sampling), else --temp
-            model_config = KyutaiConfig.load(args.dialogue / "config.json")
-            temp_text = model_config.lm_gen_config.get("temp_text", args.temp)
+        # What the model's users get (cli.options.model_sampling), unless given.
+        model_config = KyutaiConfig.load(args.dialogue / "config.json")
+        sampling = model_config.lm_gen_config
+        ear = str(args.ear) if args.ear is not None else model_config.ear_name  # (None: it hears alone)
+        temp = sampling.get("temp", DEFAULT_TEMP) if args.temp is None else args.temp
+        temp_text = sampling.get("temp_text", temp) if args.temp_text is None else args.temp_text
         seeds = {"text_seed": args.seed, "audio_seed": args.seed}
-        options = SamplingOptions(temp=args.temp, temp_text=temp_text, **seeds)
+        options = SamplingOptions(temp=temp, temp_text=temp_text, **seeds)
         reader = recogniser if args.replies == "audio" else None
-        for audio, row in q.dialogue_rows(reader, args.dialogue, args.corpus / manifest, args.limit,
-                                          options).items():  # fmt: skip
+        rows = q.dialogue_rows(reader, args.dialogue, args.corpus / manifest, args.limit, options, args.ear)
+        if not rows:
+            print(f"bench quality: no dialogues in {args.corpus / manifest}: none measured", file=sys.stderr)
+        for audio, row in rows.items():
             emit("dialogue", manifest, row, audio=audio, replies=args.replies, model=str(args.dialogue),
-                 temp=args.temp, temp_text=temp_text)  # fmt: skip
+                 temp=temp, temp_text=temp_text, ear=ear)  # fmt: skip
 
 
 def _wer_row(recogniser: Recogniser, manifest: Path, transform, limit: int | None) -> dict:

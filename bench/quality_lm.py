@@ -39,6 +39,7 @@ from moshi.lm.sampling import SamplingOptions
 from moshi.models import ModelFiles
 from moshi.stream.engine import Engine
 from moshi.stream.offline import Dialogue, run_dialogues
+from moshi.stt.ear import Ear
 from moshi.stt.transcribe import transcribe_batch
 from moshi.stt.transcript import Word
 from moshi.train.alignments import Entry as TrainEntry
@@ -135,16 +136,27 @@ def tts_rows(
     return row
 
 
+NO_EAR = "none"  # --ear none: the dialogue model hears alone, whatever its config says
+
+
 def dialogue_outputs(
-    model_dir: Path, users: list[np.ndarray], options: SamplingOptions
+    model_dir: Path, users: list[np.ndarray], options: SamplingOptions, ear_dir: Path | None = None
 ) -> tuple[list[tuple[np.ndarray, list[tuple[str, float, float]]]], list[str] | None]:
     """The user's channels [T] through the engine -> (Moshi's channel [T'], its words) each,
-    and what the model wrote down of the user's words (None: a model that does not)."""
+    and what the model wrote down of the user's words (None: a model that does not); with
+    `ear_dir`, that speech-to-text model writes them down for it (moshi/stt/ear.py; default:
+    the one its config names, if any; NO_EAR: none)."""
     files = ModelFiles.resolve(str(model_dir))
     lm, mimi, tokenizer = files.load_lm(dtype=torch.float32), files.load_mimi(), files.load_tokenizer()
+    ear_files = files.ear
+    if ear_dir is not None:
+        ear_files = None if str(ear_dir) == NO_EAR else ModelFiles.resolve(str(ear_dir))
+    ear = None
+    if ear_files is not None:
+        ear = Ear(ear_files.load_lm(dtype=torch.float32), lm.config, tokenizer, cuda_graphs=False)
     dialogues = [Dialogue.of(u, round(MAX_TAIL_S * FRAME_RATE)) for u in users]
     done: dict[int, Dialogue] = {}
-    with Engine(mimi, lm, tokenizer, min(BATCH, len(users)), options, cuda_graphs=False) as engine:
+    with Engine(mimi, lm, tokenizer, min(BATCH, len(users)), options, cuda_graphs=False, ear=ear) as engine:
         run_dialogues(engine, dialogues, options, on_done=lambda i, d: done.__setitem__(i, d))
     eop = files.config.lm.text_end_padding_id
     out = []
@@ -235,17 +247,21 @@ def dialogue_rows(
     manifest: Path,
     limit: int | None,
     options: SamplingOptions,
+    ear_dir: Path | None = None,
 ) -> dict[str, dict]:
     """{"corpus": the figures of the corpus' own Moshi, "model": ours}; replies read by the
-    recogniser from Moshi's channel (None: from Moshi's own text stream)."""
+    recogniser from Moshi's channel (None: from Moshi's own text stream). {} for a manifest
+    with no dialogues."""
     entries = list(read_manifest(manifest, limit))
+    if not entries:  # (a corpus built with --dialogues 0)
+        return {}
     stereo = [read_audio_channels(e.wav) for e in entries]  # [2, T]
     metas = [e.meta for e in entries]
     truth = [(x[0], [(w, s[0], s[1]) for w, s, who in m["alignments"] if who == MAIN_SPEAKER])
              for x, m in zip(stereo, metas, strict=True)]  # fmt: skip
     transcribe = recogniser.transcribe if recogniser is not None else None
     rows = {"corpus": score_dialogues(metas, truth, transcribe)}
-    outputs, heard = dialogue_outputs(model_dir, [x[USER_CHANNEL] for x in stereo], options)
+    outputs, heard = dialogue_outputs(model_dir, [x[USER_CHANNEL] for x in stereo], options, ear_dir)
     rows["model"] = score_dialogues(metas, outputs, transcribe)
     if heard is not None:  # how well it writes down the user's words: their word error rate
         said = [" ".join(w for w, _, who in m["alignments"] if who != MAIN_SPEAKER) for m in metas]

@@ -31,6 +31,7 @@ class ModelFiles:
     tokenizer: Path
     mimi_config: Path | None = None
     lora_weights: Path | None = None  # LoRA adapters (the config's `lora_name`, or given)
+    ear: ModelFiles | None = None  # a speech-to-text model hearing for it (`dialogue_config.ear`)
 
     @classmethod
     def resolve(
@@ -72,6 +73,9 @@ class ModelFiles:
             return locate(name, hf_repo, base_dir)
 
         any_mimi_config = mimi_config is not None or bool(kcfg.mimi_config_name)
+        ear = None
+        if kcfg.ear_name is not None:  # a folder beside the config's (or in its hub repo)
+            ear = cls.resolve(hf_repo, config=locate(f"{kcfg.ear_name}/config.json", hf_repo, base_dir))
         return cls(
             config=kcfg,
             lm_weights=find(moshi_weight, kcfg.moshi_name),
@@ -79,6 +83,7 @@ class ModelFiles:
             tokenizer=find(tokenizer, kcfg.tokenizer_name),
             mimi_config=find(mimi_config, kcfg.mimi_config_name or "") if any_mimi_config else None,
             lora_weights=find(lora_weight, kcfg.lora_name or "") if lora_weight or kcfg.lora_name else None,
+            ear=ear,
         )
 
     @property

@@ -84,7 +84,8 @@ def test_quality_bench_models_smoke(corpus, tmp_path):
              "context": 500}  # fmt: skip
     models["dialogue"] = _random_model(tmp_path / "dialogue", "dialogue", corpus, **heard)
     lines = _bench(corpus, "--limit", 1, "--kinds", "stt", "--stt", models["stt"], "--tts", models["tts"],
-                   "--dialogue", models["dialogue"], "--replies", "text", "--threads", 1)  # fmt: skip
+                   "--dialogue", models["dialogue"], "--ear", models["stt"], "--replies", "text",
+                   "--threads", 1)  # fmt: skip
     stt = [x for x in lines if x["metric"] == "stt"]
     assert [x["manifest"] for x in stt] == ["heldout/stt.jsonl"]
     assert stt[0]["files"] == 1 and stt[0]["words"] > 0 and stt[0]["wer"] >= 0
@@ -102,7 +103,8 @@ def test_quality_bench_models_smoke(corpus, tmp_path):
     assert truth["replied"] == 1.0 and 0 < truth["latency_median_s"] < 3.0
     assert truth["quiet_while_user_speaks"] >= 0.9
     model = dialogue["model"]
-    assert model["temp_text"] == 0.0 and model["temp"] == 0.6  # the model's own text sampling, --temp's audio
+    assert model["temp_text"] == 0.0 and model["temp"] == 0.6  # the model's text sampling, default audio
+    assert model["ear"] == str(models["stt"])  # the speech-to-text model wrote down the user's words
     assert model["questions"] == truth["questions"]
     assert 0 <= model["reply_correct"] <= 1 and 0 <= model["quiet_while_user_speaks"] <= 1
     assert model["heard_wer"] >= 0  # it writes down the user's words: what it knows given them right too

@@ -101,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
         files = resolve_dialogue(args)
         options = sampling_options(args, files.config)
         model = load(args, files)
-        with Engine(model.mimi, model.lm, model.tokenizer, max_sessions=1, options=options) as engine:
+        engine = Engine(model.mimi, model.lm, model.tokenizer, max_sessions=1, options=options, ear=model.ear)
+        with engine:
             if audio.realtime:
                 engine.warmup()
             return _conversation(args, audio, lambda p, r: chat_local(engine, audio, p, r))

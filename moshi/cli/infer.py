@@ -100,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
             meta.write_text(json.dumps(saved, ensure_ascii=False) + "\n")
             log.info("%s -> %s (%.2f s), %s", inputs[i].path, wav, duration, meta)
 
-        engine = Engine(model.mimi, model.lm, model.tokenizer, min(args.batch_size, len(inputs)), options)
+        batch = min(args.batch_size, len(inputs))
+        engine = Engine(model.mimi, model.lm, model.tokenizer, batch, options, ear=model.ear)
         with engine:
             run_dialogues(engine, dialogues, options, on_done=write, on_steps=bar.update)
     return 0

@@ -8,6 +8,7 @@ speech-to-text model generates none (dep_q = 0) and reads every codebook of the 
 from __future__ import annotations
 
 import argparse
+import logging
 from dataclasses import dataclass
 
 import torch
@@ -18,7 +19,10 @@ from ..lm.config import LMConfig
 from ..lm.text import TextTokenizer
 from ..models import ModelFiles
 from ..stt import SttTiming, has_vad
+from ..stt.ear import Ear
 from .common import STT_REPO, UserError, device_of, dtype_of, model_files, quantize_if_asked
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class Loaded:
     lm: LMModel
     tokenizer: TextTokenizer
     device: torch.device
+    ear: Ear | None = None  # the speech-to-text model hearing for a dialogue model (moshi/stt/ear.py)
 
 
 def model_name(args: argparse.Namespace) -> str:
@@ -76,10 +81,22 @@ def load(args: argparse.Namespace, files: ModelFiles) -> Loaded:
         lm = files.load_lm(device=device, dtype=dtype_of(args, device), fuse_lora=args.fuse_lora)
         mimi = files.load_mimi(device=device)
         tokenizer = files.load_tokenizer()
+        ear = load_ear(files, lm, tokenizer, device, dtype_of(args, device))
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from e
     quantize_if_asked(args, device, lm, mimi)
-    return Loaded(files, mimi, lm, tokenizer, device)
+    return Loaded(files, mimi, lm, tokenizer, device, ear)
+
+
+def load_ear(
+    files: ModelFiles, lm: LMModel, tokenizer: TextTokenizer, device: torch.device, dtype: torch.dtype
+) -> Ear | None:
+    """The speech-to-text model a dialogue model's config names to hear for it, if any."""
+    if files.ear is None or not is_dialogue(lm.config):
+        return None
+    folder = files.ear.lm_weights.resolve().parent
+    log.info("the speech-to-text model in %s writes down the user's words (dialogue_config.ear)", folder)
+    return Ear(files.ear.load_lm(device=device, dtype=dtype), lm.config, tokenizer)
 
 
 def load_stt(args: argparse.Namespace) -> tuple[Loaded, SttTiming]:

@@ -22,6 +22,7 @@ from .common import (
     model_files,
     quantize_if_asked,
 )
+from .loading import load_ear
 from .options import add_subcommand, model_sampling
 
 log = logging.getLogger(__name__)
@@ -157,13 +158,15 @@ def build_server(args: argparse.Namespace) -> Server:
         raise UserError(f"--static {static}: no index.html there (use --static none to serve no page)")
     log.info("loading the model on %s", device)
     try:
-        mimi, lm = (
+        mimi, lm, tokenizer = (
             files.load_mimi(device),
             files.load_lm(device, dtype_of(args, device), fuse_lora=args.fuse_lora),
+            files.load_tokenizer(),
         )
+        ear = load_ear(files, lm, tokenizer, device, dtype_of(args, device))
         quantize_if_asked(args, device, lm, mimi)
         options = model_sampling(files.config)  # a URL's own settings override these
-        engine = Engine(mimi, lm, files.load_tokenizer(), max_sessions=args.max_sessions, options=options)
+        engine = Engine(mimi, lm, tokenizer, max_sessions=args.max_sessions, options=options, ear=ear)
     except ValueError as e:
         raise UserError(f"cannot serve this model: {e}") from None
     config = ServerConfig(

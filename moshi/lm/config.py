@@ -26,6 +26,7 @@ FOREIGN_KEYS = ("architectures", "transformers_version", "_name_or_path")
 # Ours, in `dialogue_config`: a dialogue model's text writes the user's words too, that many
 # seconds after their audio, between EOS and BOS (train/text_stream.py).
 USER_TEXT_DELAY = "user_text_delay_seconds"
+EAR = "ear"  # ours: dialogue_config.ear, a speech-to-text model's folder (moshi/stt/ear.py)
 
 
 def gating_hidden(dim: int, dim_feedforward: int) -> int:
@@ -166,7 +167,7 @@ class KyutaiConfig:
     lm_gen_config: dict[str, Any] = field(default_factory=dict)
     stt_config: dict[str, Any] = field(default_factory=dict)
     tts_config: dict[str, Any] = field(default_factory=dict)
-    dialogue_config: dict[str, Any] = field(default_factory=dict)  # ours: USER_TEXT_DELAY
+    dialogue_config: dict[str, Any] = field(default_factory=dict)  # ours: USER_TEXT_DELAY, EAR
     model_id: dict[str, Any] = field(default_factory=dict)
     # Kyutai's q8 files: every LM linear weight stored int8 with a row scale (`weight_scb`).
     quantize: bool = False
@@ -184,6 +185,12 @@ class KyutaiConfig:
         (`dialogue_config.user_text_delay_seconds`); None for one that does not."""
         heard = self.dialogue_config.get(USER_TEXT_DELAY)
         return None if heard is None else float(heard)
+
+    @property
+    def ear_name(self) -> str | None:
+        """A speech-to-text model that writes down the user's words for this dialogue model
+        (`dialogue_config.ear`: its folder, relative to this config's); None: it hears alone."""
+        return self.dialogue_config.get(EAR)
 
     @classmethod
     def load(cls, config: dict[str, Any] | str | Path | None) -> KyutaiConfig:
@@ -224,6 +231,12 @@ class KyutaiConfig:
             isinstance(heard, bool) or not isinstance(heard, (int, float)) or heard < 0
         ):
             raise ValueError(f"config.dialogue_config.{USER_TEXT_DELAY} must be seconds >= 0, got {heard!r}")
+        ear = extras["dialogue_config"].get(EAR)
+        if ear is not None and (heard is None or not isinstance(ear, str) or not ear):
+            raise ValueError(
+                f"config.dialogue_config.{EAR} must name a speech-to-text model's folder, for a model that "
+                f"writes down the user's words ({USER_TEXT_DELAY}), got {ear!r}"
+            )
         quantize = r.pop("quantize", False)
         if not isinstance(quantize, bool):
             raise ValueError(f"config.quantize must be true or false, got {quantize!r}")

@@ -11,9 +11,13 @@ weights file's; `parameters`: the numbers in it; `step`: the training step read 
 source's path (`checkpoint_000500/consolidated`, `codec-008000`; null if none); `commit`:
 the code's commit the caller names (an entry's own `commit`, when it has one, is the code's
 that wrote that entry: `replace`). Kinds not given are absent (a previous one is removed).
-`contexts` (kind -> frames) replaces a model's `context` in its shipped config: a model
-trained on crops of N frames attends well over at most about N past frames (speech-to-text
-trained on 4 s crops with a context of 250 wrote nonsense after 4 s of any input).
+`Settings` change the shipped configs from their checkpoints': `contexts` (kind -> frames)
+a model's `context` (a model trained on crops of N frames attends well over at most about N
+past frames: speech-to-text trained on 4 s crops with a context of 250 wrote nonsense after
+4 s of any input); `temps` (kind -> temperature) its audio's sampling temperature
+(`lm_gen_config.temp`, what `serve`, `chat`, `infer` and `speak` use); `ear`: the dialogue
+model hears through the shipped speech-to-text model (`dialogue_config.ear = "../stt"`,
+moshi/stt/ear.py: it writes down the user's words for it).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import hashlib
 import json
 import re
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +36,7 @@ from torch import Tensor
 
 from ..codec import MIMI_CONFIG, MIMI_WEIGHTS, MimiConfig
 from ..lm import KyutaiConfig
+from ..lm.config import EAR, USER_TEXT_DELAY
 from ..lm.loading import FLOAT32_PREFIXES
 from . import CONFIG, KINDS, MANIFEST, MODEL_TYPES, model_folder
 
@@ -47,6 +53,15 @@ ENCODER = ("encoder.", "encoder_transformer.", "downsample.")
 STEP = re.compile(r"(?:checkpoint_|-)(\d+)$")  # checkpoint_000500, codec-008000
 
 
+@dataclass(frozen=True)
+class Settings:
+    """How the shipped configs differ from their checkpoints' (see the module docstring)."""
+
+    contexts: dict[str, int] = field(default_factory=dict)  # kind -> attention context, frames
+    temps: dict[str, float] = field(default_factory=dict)  # kind -> lm_gen_config.temp
+    ear: bool = False  # the dialogue model hears through the shipped speech-to-text model
+
+
 def ship(
     out: Path,
     codec: Path,
@@ -54,7 +69,7 @@ def ship(
     lms: dict[str, Path],
     commit: str | None = None,
     float32: tuple[str, ...] = FLOAT32,
-    contexts: dict[str, int] | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Write the family into `out` (created if needed); returns the manifest written.
 
@@ -68,7 +83,7 @@ def ship(
         if not path.is_file():
             raise FileNotFoundError(f"no such file: {path}")
     MimiConfig.from_kyutai(json.loads((codec / MIMI_CONFIG).read_text()))  # refuses a bad config
-    configs = _lm_configs(lms, contexts)
+    configs = _lm_configs(lms, settings or Settings(), "stt" in lms)
 
     out.mkdir(parents=True, exist_ok=True)
     for kind in KINDS:
@@ -93,7 +108,10 @@ def ship(
 
 
 def replace(
-    out: Path, lms: dict[str, Path], commit: str | None = None, contexts: dict[str, int] | None = None
+    out: Path,
+    lms: dict[str, Path],
+    commit: str | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Replace some language models of the family shipped in `out`, keeping its codec, its
     tokenizer and the other kinds as they are; returns the manifest written. Each replaced
@@ -104,7 +122,7 @@ def replace(
         raise ValueError(f"give a model to replace (kinds: {', '.join(KINDS)})")
     _check_kinds(lms)
     manifest = json.loads((out / MANIFEST).read_text())
-    configs = _lm_configs(lms, contexts)
+    configs = _lm_configs(lms, settings or Settings(), "stt" in lms or "stt" in manifest)
     for kind, folder in lms.items():
         shutil.rmtree(model_folder(kind, out), ignore_errors=True)
         manifest[kind] = _write_lm(out, kind, folder, configs[kind], tuple(manifest["float32"])) | {
@@ -160,18 +178,32 @@ def _check_kinds(lms: dict[str, Path]) -> None:
         raise ValueError(f"kinds must be among {', '.join(KINDS)}, got {', '.join(bad)}")
 
 
-def _lm_configs(lms: dict[str, Path], contexts: dict[str, int] | None) -> dict[str, dict[str, Any]]:
-    """Each model's checkpoint config, its `context` replaced where `contexts` names one."""
-    contexts = contexts or {}
-    extra = sorted(set(contexts) - set(lms))
-    if extra:
-        raise ValueError(f"a context for a model not shipped here: {', '.join(extra)}")
-    for kind, frames in contexts.items():
+def _lm_configs(lms: dict[str, Path], settings: Settings, stt_shipped: bool) -> dict[str, dict[str, Any]]:
+    """Each model's checkpoint config, changed as `settings` say."""
+    if settings.ear and not ("dialogue" in lms and stt_shipped):
+        raise ValueError("an ear is the shipped speech-to-text model, for a dialogue model shipped with it")
+    for what, values in (("context", settings.contexts), ("temperature", settings.temps)):
+        extra = sorted(set(values) - set(lms))
+        if extra:
+            raise ValueError(f"a {what} for a model not shipped here: {', '.join(extra)}")
+    for kind, frames in settings.contexts.items():
         if frames < 1:
             raise ValueError(f"{kind}'s context must be >= 1 frame, got {frames}")
+    for kind, temp in settings.temps.items():
+        if not temp >= 0:
+            raise ValueError(f"{kind}'s temperature must be >= 0, got {temp}")
     configs = {kind: _lm_config(kind, folder) for kind, folder in lms.items()}
-    for kind, frames in contexts.items():
+    for kind, frames in settings.contexts.items():
         configs[kind]["context"] = frames
+    for kind, temp in settings.temps.items():
+        configs[kind]["lm_gen_config"] = configs[kind].get("lm_gen_config", {}) | {"temp": temp}
+    if settings.ear:
+        dialogue = configs["dialogue"]
+        if dialogue.get("dialogue_config", {}).get(USER_TEXT_DELAY) is None:
+            raise ValueError(
+                f"an ear writes down the user's words: the dialogue model's config has no {USER_TEXT_DELAY}"
+            )
+        dialogue["dialogue_config"] = dialogue["dialogue_config"] | {EAR: "../stt"}
     return configs
 
 

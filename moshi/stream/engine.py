@@ -10,6 +10,8 @@ Slots without a frame this tick are paused (the exec masks of the codec and the 
 state does not move, so a late client never desynchronises, and never slows the others.
 A slot is reset when it is opened, so a new conversation starts from a clean state. The
 server, the CLI (`chat`, `infer`) and the tests all drive conversations through `step`.
+With an `ear` (moshi/stt/ear.py), a speech-to-text model steps on the same codes first and
+writes the user's words into the dialogue model's text.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ..lm.generator import Generator
 from ..lm.model import LMModel
 from ..lm.sampling import SamplingOptions
 from ..lm.text import TextTokenizer, Turns
+from ..stt.ear import Ear
 
 STEP_TIMES_KEPT = 1000  # recent step durations kept for percentiles
 
@@ -78,6 +81,7 @@ class Engine:
         max_sessions: int = 1,
         options: SamplingOptions | None = None,
         cuda_graphs: bool = True,
+        ear: Ear | None = None,
     ):
         if max_sessions < 1:
             raise ValueError(f"max_sessions must be >= 1, got {max_sessions}")
@@ -89,7 +93,9 @@ class Engine:
         self.mimi, self.lm, self.tokenizer = mimi, lm, tokenizer
         self.max_sessions = max_sessions
         self.default_options = options or SamplingOptions()
-        self.generator = Generator(lm, self.default_options, cuda_graphs=cuda_graphs)
+        self.ear = ear
+        on_text = ear.write if ear is not None else None
+        self.generator = Generator(lm, self.default_options, on_text=on_text, cuda_graphs=cuda_graphs)
         self.device = lm.device
         self.frame_size = mimi.frame_size
         self._slots = [_Slot() for _ in range(max_sessions)]
@@ -104,6 +110,8 @@ class Engine:
             stack = ExitStack()
             stack.enter_context(self.mimi.streaming(self.max_sessions))
             stack.enter_context(self.generator.streaming(self.max_sessions))
+            if self.ear is not None:
+                stack.enter_context(self.ear.streaming(self.max_sessions))
             self._stack = stack
         return self
 
@@ -160,12 +168,16 @@ class Engine:
     def _reset_all(self) -> None:
         self.mimi.reset_streaming()
         self.generator.reset_streaming()
+        if self.ear is not None:
+            self.ear.reset()
 
     def _reset(self, slot: int) -> None:
         mask = torch.zeros(self.max_sessions, dtype=torch.bool, device=self.device)
         mask[slot] = True
         self.mimi.reset_streaming(mask)
         self.generator.reset_streaming(mask)
+        if self.ear is not None:
+            self.ear.reset(mask)
 
     # -- the step --------------------------------------------------------------------------------
     @torch.no_grad()
@@ -216,6 +228,8 @@ class Engine:
         for slot in frames:
             self._slots[slot].stepped += 1
 
+        if self.ear is not None:
+            self.ear.listen(codes, mask)
         self.generator.set_exec_mask(mask)
         tokens = self.generator.step(codes)  # [B, 9, 1] or None
         results = {slot: FrameOut(None, None, None) for slot in frames}

@@ -11,7 +11,9 @@ other kinds already in --out stay (the source checkpoints of the others are not 
     python recipes/small/ship.py --replace --dialogue runs/RUN/checkpoints/checkpoint_NNNNNN/consolidated
 
 `--context KIND=FRAMES` sets a model's attention context in its shipped config (the frames
-it attends over: about its training crops', see moshi/small/ship.py).
+it attends over: about its training crops', see moshi/small/ship.py); `--temp KIND=T` its audio's
+sampling temperature (`lm_gen_config.temp`); `--ear`: the shipped speech-to-text model writes
+down the user's words for the dialogue model (moshi/stt/ear.py).
 
 Weights go in bfloat16; moshi/small/manifest.json records each file's sha256, parameters,
 training step and this checkout's commit (--commit for another). Then commit moshi/small/.
@@ -26,7 +28,7 @@ import sys
 from pathlib import Path
 
 from moshi.small import KINDS
-from moshi.small.ship import ENCODER, FLOAT32, replace, ship
+from moshi.small.ship import ENCODER, FLOAT32, Settings, replace, ship
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 
@@ -50,14 +52,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--context", action="append", default=[], metavar="KIND=FRAMES", help="a model's context (repeatable)"
     )
+    p.add_argument(
+        "--temp",
+        action="append",
+        default=[],
+        metavar="KIND=T",
+        help="a model's audio temperature (repeatable)",
+    )
+    p.add_argument("--ear", action="store_true", help="the dialogue hears through the shipped stt")
     args = p.parse_args(argv)
     lms = {kind: getattr(args, kind) for kind in KINDS if getattr(args, kind) is not None}
-    contexts = {}
+    contexts, temps = {}, {}
     for item in args.context:
         kind, _, frames = item.partition("=")
         if not frames.isdigit():
             p.error(f"--context: expected KIND=FRAMES (stt=40), got {item!r}")
         contexts[kind] = int(frames)
+    for item in args.temp:
+        kind, _, temp = item.partition("=")
+        try:
+            temps[kind] = float(temp)
+        except ValueError:
+            p.error(f"--temp: expected KIND=TEMPERATURE (dialogue=0.3), got {item!r}")
+    settings = Settings(contexts, temps, args.ear)
     if args.replace and (args.codec or args.tokenizer or args.exact_codes):
         p.error("--replace keeps the shipped codec and tokenizer: give only language models")
     if not args.replace and (args.codec is None or args.tokenizer is None):
@@ -65,10 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     commit = args.commit or _head()
     try:
         if args.replace:
-            manifest = replace(args.out, lms, commit, contexts)
+            manifest = replace(args.out, lms, commit, settings)
         else:
             float32 = FLOAT32 + ENCODER if args.exact_codes else FLOAT32
-            manifest = ship(args.out, args.codec, args.tokenizer, lms, commit, float32, contexts)
+            manifest = ship(args.out, args.codec, args.tokenizer, lms, commit, float32, settings)
     except (FileNotFoundError, ValueError) as e:
         print(f"ship: error: {e}", file=sys.stderr)
         return 1

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from moshi.models import ModelFiles
 from moshi.small import shipped_kinds
-from moshi.small.ship import ENCODER, FLOAT32, replace, sha256, ship, training_step
+from moshi.small.ship import ENCODER, FLOAT32, Settings, replace, sha256, ship, training_step
 from moshi.tiny import DATA, write_tiny_models
 
 RECIPE = Path(__file__).parents[2] / "recipes" / "small" / "ship.py"
@@ -128,10 +128,41 @@ def test_context_is_set_in_the_shipped_config(checkpoints, tmp_path, capsys):
     assert json.loads((out / "stt" / "config.json").read_text())["context"] == 7
     assert ModelFiles.resolve(str(out / "stt")).config.lm.context == 7
     assert json.loads((checkpoints["stt"] / "config.json").read_text())["context"] != 7  # source untouched
-    replace(out, {"dialogue": checkpoints["dialogue"]}, contexts={"dialogue": 9})
+    replace(out, {"dialogue": checkpoints["dialogue"]}, settings=Settings(contexts={"dialogue": 9}))
     assert json.loads((out / "dialogue" / "config.json").read_text())["context"] == 9
     with pytest.raises(ValueError, match="a context for a model not shipped here: tts"):
-        replace(out, {"stt": checkpoints["stt"]}, contexts={"tts": 5})
+        replace(out, {"stt": checkpoints["stt"]}, settings=Settings(contexts={"tts": 5}))
+    again = ["--replace", "--out", out, "--dialogue", checkpoints["dialogue"], "--temp", "dialogue=0.3"]
+    assert _recipe().main([str(a) for a in again]) == 0
+    dialogue = ModelFiles.resolve(str(out / "dialogue")).config
+    assert dialogue.lm_gen_config["temp"] == 0.3 and dialogue.lm.context != 9
+    with pytest.raises(SystemExit):
+        _recipe().main([*ship_args, "--temp", "stt=hot"])
+    assert "expected KIND=TEMPERATURE (dialogue=0.3), got 'stt=hot'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         _recipe().main([*ship_args[:-1], "stt=forty"])
     assert "expected KIND=FRAMES (stt=40), got 'stt=forty'" in capsys.readouterr().err
+
+
+def test_the_dialogue_model_may_hear_through_the_shipped_speech_to_text_model(checkpoints, tmp_path, capsys):
+    out, codec, tokenizer = tmp_path / "small", checkpoints["codec"], checkpoints["tokenizer"]
+    with pytest.raises(ValueError, match="for a dialogue model shipped with it"):
+        ship(out, codec, tokenizer, {"dialogue": checkpoints["dialogue"]}, settings=Settings(ear=True))
+    # the tiny dialogue model does not write down the user's words: no ear for it
+    args = ["--codec", codec, "--tokenizer", tokenizer, "--out", out, "--stt", checkpoints["stt"]]
+    assert _recipe().main([str(a) for a in [*args, "--dialogue", checkpoints["dialogue"], "--ear"]]) == 1
+    assert "the dialogue model's config has no user_text_delay_seconds" in capsys.readouterr().err
+    heard = tmp_path / "heard"
+    shutil.copytree(checkpoints["dialogue"], heard)
+    config = json.loads((heard / "config.json").read_text())
+    config["dialogue_config"] = {"user_text_delay_seconds": 0.48}
+    (heard / "config.json").write_text(json.dumps(config))
+    lms = {"stt": checkpoints["stt"], "dialogue": heard}
+    ship(out, codec, tokenizer, lms, settings=Settings(ear=True))
+    files = ModelFiles.resolve(str(out / "dialogue"))
+    assert files.config.ear_name == "../stt" and files.ear is not None
+    assert files.ear.lm_weights.resolve() == (out / "stt" / "model.safetensors").resolve()
+    replace(out, {"dialogue": heard})  # replaced without --ear: it hears alone
+    assert ModelFiles.resolve(str(out / "dialogue")).ear is None
+    replace(out, {"dialogue": heard}, settings=Settings(ear=True))  # the shipped stt stays its ear
+    assert ModelFiles.resolve(str(out / "dialogue")).ear is not None
