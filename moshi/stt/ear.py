@@ -14,8 +14,11 @@ its text token of a step can stand in for the dialogue model's:
 
 `write` keeps the dialogue model's own turn markers (it decides when the user speaks and
 when to answer) and every token of Moshi's turns; inside a user's turn (after the model's
-EOS, until its BOS) the token is the ear's. Both run in one engine step over the same batch
-slots (`listen` before the dialogue step, `reset` with the slot).
+EOS, until its BOS) the token is the ear's. One exception: an EOS while the ear has heard no
+word in its last RECENT_STEPS steps is dropped (no user speaks: the model's reply goes on;
+a stray EOS used to cut its replies short, 7 points of correct replies on the held-out
+dialogues). Both run in one engine step over the same batch slots (`listen` before the
+dialogue step, `reset` with the slot).
 """
 
 from __future__ import annotations
