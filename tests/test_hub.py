@@ -46,8 +46,10 @@ def test_a_mistyped_path_is_no_such_file_at_once(spec, no_hub):
         resolve_voice(spec, ".abc@1.safetensors")
 
 
-def test_a_configs_file_out_of_its_folder_is_local(tmp_path, no_hub):
+def test_a_configs_file_out_of_its_folder_is_local(tmp_path, no_hub, monkeypatch):
     # a model folder copied without the shared files one folder up (moshi/small's layout)
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")  # (the working directory's parent holds no such file either)
     with pytest.raises(FileNotFoundError, match=r"no such file: .*sub/\.\./mimi\.safetensors"):
         locate("../mimi.safetensors", "kyutai/stt-1b-en_fr", base_dir=tmp_path / "sub")
 
