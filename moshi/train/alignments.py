@@ -50,7 +50,7 @@ class Entry:
 
     def __post_init__(self) -> None:
         if self.channel is not None and (type(self.channel) is not int or self.channel not in CHANNELS):
-            raise ValueError(f"channel must be None, 0 or 1, got {self.channel!r}")
+            raise ValueError(f"channel must be 0 (Moshi's, left) or 1 (the user's), got {self.channel!r}")
 
     @property
     def alignments_path(self) -> Path:
@@ -92,10 +92,12 @@ def read_manifest(path: str | Path) -> list[Entry]:
         duration = item.get("duration", math.nan)
         if not isinstance(duration, (int, float)) or isinstance(duration, bool):
             raise DataError(f"{where}: duration must be a number of seconds, got {duration!r}")
-        channel = item.get("channel")
-        if channel is not None and (type(channel) is not int or channel not in CHANNELS):
-            raise DataError(f"{where}: channel must be 0 (Moshi's, left) or 1 (the user's), got {channel!r}")
-        entries.append(Entry((path.parent / item["path"]).absolute(), float(duration), channel))
+        try:
+            entries.append(
+                Entry((path.parent / item["path"]).absolute(), float(duration), item.get("channel"))
+            )
+        except ValueError as e:  # (a bad channel)
+            raise DataError(f"{where}: {e}") from e
     return entries
 
 

@@ -209,30 +209,27 @@ class LMDataset:
                 raise DataError(f"{message}, got {self.task} and {entry.duration:g} s", "text-only item")
             check_within(words, entry.duration, str(entry.path), WORD_SLACK_S)
             return _File(entry.path, None, math.ceil(entry.duration * FRAME_RATE), tuple(words))
-        if entry.channel is not None:
-            return self._prepare_channel(entry, words)
-        stored = self.cache.store(entry.path)
-        channels, _, frames = codes_shape(stored)
-        if channels != self.layout.channels:
-            want = "stereo" if self.layout.channels == 2 else "mono"
-            message = f"{entry.path}: {self.task} needs {want} audio, got {channels} channel(s)"
-            raise DataError(message, f"not {want}")
-        check_within(words, frames / FRAME_RATE, str(entry.alignments_path), WORD_SLACK_S)
-        return _File(entry.path, stored, frames, tuple(words))
-
-    def _prepare_channel(self, entry: Entry, words: list[AlignedWord]) -> _File:
-        assert entry.channel is not None
-        if self.layout.channels != 1:
+        if entry.channel is not None and self.layout.channels != 1:
             message = f"{entry.path}: channel {entry.channel} of a file is a mono item, for stt or tts"
             raise DataError(f"{message}, got the {self.task} task", "channel item")
-        stored = self.stereo_cache.store(entry.path)
+        # One channel of a dialogue reads the stereo file's codes (no silence encoded after).
+        cache, want = (
+            (self.cache, self.layout.channels)
+            if entry.channel is None
+            else (self.stereo_cache, len(CHANNELS))
+        )
+        stored = cache.store(entry.path)
         channels, _, frames = codes_shape(stored)
-        if channels != len(CHANNELS):
-            message = f"{entry.path}: channel {entry.channel} needs stereo audio, got {channels} channel(s)"
-            raise DataError(message, "not stereo")
+        if channels != want:
+            kind = "stereo" if want == 2 else "mono"
+            user = self.task if entry.channel is None else f"channel {entry.channel}"
+            raise DataError(
+                f"{entry.path}: {user} needs {kind} audio, got {channels} channel(s)", f"not {kind}"
+            )
         check_within(words, frames / FRAME_RATE, str(entry.alignments_path), WORD_SLACK_S)
-        said = channel_words(words, entry.channel, self.main_speaker)
-        return _File(entry.path, stored, frames, tuple(said), entry.channel)
+        if entry.channel is not None:
+            words = channel_words(words, entry.channel, self.main_speaker)
+        return _File(entry.path, stored, frames, tuple(words), entry.channel)
 
     def __len__(self) -> int:
         return self._ends[-1] if self._ends else 0

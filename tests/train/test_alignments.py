@@ -63,7 +63,7 @@ def test_a_line_may_name_one_channel_of_a_dialogue(tmp_path):
     assert [e.channel for e in entries] == [1, 0]
     write_manifest(tmp_path / "again.jsonl", entries)
     assert read_manifest(tmp_path / "again.jsonl") == entries
-    with pytest.raises(ValueError, match="channel must be None, 0 or 1, got 2"):
+    with pytest.raises(ValueError, match=r"channel must be 0 \(Moshi's, left\) or 1 \(the user's\), got 2"):
         Entry(Path("d.wav"), 3.0, 2)
     words = [AlignedWord("hi", 0, 1), AlignedWord("yo", 1, 2, "SPEAKER_USER"), AlignedWord("so", 2, 3)]
     assert [w.text for w in channel_words(words, 0)] == ["hi", "so"]  # Moshi's, on the left
