@@ -185,9 +185,13 @@ class LMModel(nn.Module):
         return [torch.softmax(head(h).float(), dim=-1) for head in self.extra_heads]
 
     # -- whole sequences (teacher forcing) ---------------------------------------------------
-    def forward(self, codes: Tensor, conditions: Conditions | None = None) -> LMOutput:
+    def forward(
+        self, codes: Tensor, conditions: Conditions | None = None, history: Tensor | None = None
+    ) -> LMOutput:
         """codes [B, 1 + n_q, T], not delayed (text, then audio streams) -> LMOutput.
         `conditions`: from `prepare_conditions`, for models that have conditioners.
+        `history` [B, 1 + n_q, T]: what the temporal transformer reads of the past steps in
+        place of `codes` (training on the model's own samples, train/lm_task.py).
 
         The streams are delayed, an initial-token step is prepended, and the model predicts
         step t from steps < t; the depformer reads the (delayed) targets of step t
@@ -197,10 +201,15 @@ class LMModel(nn.Module):
         B, K, T = codes.shape
         if cfg.num_streams != K:
             raise ValueError(f"codes must have shape [B, {cfg.num_streams}, T], got {list(codes.shape)}")
+        if history is not None and history.shape != codes.shape:
+            raise ValueError(
+                f"history must have the codes' shape {list(codes.shape)}, got {list(history.shape)}"
+            )
         initial = self.initial_tokens()[None, :, None].expand(B, K, 1)
         delayed = delay_streams(codes, cfg.delays, initial)
+        read = delayed if history is None else delay_streams(history, cfg.delays, initial)
         c = Conditions(None, None) if conditions is None else conditions
-        h = self.temporal(torch.cat([initial, delayed[..., :-1]], dim=-1), c.sum, c.cross)  # [B, T, dim]
+        h = self.temporal(torch.cat([initial, read[..., :-1]], dim=-1), c.sum, c.cross)  # [B, T, dim]
         text_logits = self.text_linear(h)[:, None]  # [B, 1, T, text_out_card]
         text_mask = torch.ones(B, 1, T, dtype=torch.bool, device=codes.device)
         if not cfg.dep_q:

@@ -5,7 +5,8 @@ value of the wrong type an error naming the key and the expected type. moshi-fin
 `wandb.*` keys are accepted and warned about (no wandb here: metrics go to JSON lines and
 TensorBoard). Our keys: `task`, `model.config` (train a fresh model from a Kyutai
 config.json), `model.init_std`, `model.init_from`, `lora.targets`, `fsdp`, `device`, `cache_dir`,
-`eval_batches`, `input_dropout`. README.md ("Train and fine-tune") shows a full file.
+`eval_batches`, `input_dropout`, `own_audio`, `own_audio_temp`, `text_loss_weight`, `reply_weight`.
+README.md ("Train and fine-tune") shows a full file.
 """
 
 from __future__ import annotations
@@ -110,6 +111,8 @@ class TrainConfig:
     cache_dir: str | None = None  # codec codes cache (default: RUN_DIR/../codes_cache)
     eval_batches: int = 8  # batches per evaluation
     input_dropout: float = 0.0  # share of read-only audio tokens zeroed in training (lm_task.py)
+    own_audio: float = 0.0  # share of its own audio tokens the model reads as its samples (lm_task.py)
+    own_audio_temp: float = 0.3  # the temperature they are drawn at (0: the argmax)
     text_loss_weight: float = 1.0  # the text loss' weight in the total, the audio's being 1 (loss.py)
     reply_weight: float = 1.0  # dialogue: Moshi's reply tokens' weight in the text loss (loss.py)
 
@@ -137,6 +140,10 @@ class TrainConfig:
             raise ValueError("config.model.init_from needs config.model.config (the model it starts)")
         if not 0 <= self.input_dropout < 1:
             raise ValueError(f"config.input_dropout must be in [0, 1), got {self.input_dropout}")
+        if not 0 <= self.own_audio <= 1:
+            raise ValueError(f"config.own_audio must be in [0, 1], got {self.own_audio}")
+        if self.own_audio_temp < 0:
+            raise ValueError(f"config.own_audio_temp must be >= 0, got {self.own_audio_temp}")
         if not 0 <= self.optim.pct_start < 1:
             raise ValueError(f"config.optim.pct_start must be in [0, 1), got {self.optim.pct_start}")
         if self.lora.enable and (self.lora.rank < 1 or self.lora.scaling <= 0):

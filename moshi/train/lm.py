@@ -199,6 +199,8 @@ def train_options(config: TrainConfig, turn_ids: tuple[int, int] | None = None) 
         fsdp=config.fsdp,
         eval_batches=config.eval_batches,
         input_dropout=config.input_dropout,
+        own_audio=config.own_audio,
+        own_audio_temp=config.own_audio_temp,
     )
 
 

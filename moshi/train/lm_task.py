@@ -49,6 +49,8 @@ class LMTrainOptions:
     fsdp: bool = False
     eval_batches: int = 8
     input_dropout: float = 0.0  # see `drop_inputs`
+    own_audio: float = 0.0  # see `own_samples`
+    own_audio_temp: float = 0.3
 
 
 class LMTrainer:
@@ -130,11 +132,15 @@ class LMTrainer:
         conditions = None
         if self.lm.has_conditions:  # conditions absent: their learnt padding
             conditions = self.lm.prepare_conditions([{}] * codes.shape[0])
-        inputs = codes
-        if self.model.training and self.options.input_dropout:
-            inputs = drop_inputs(codes, self.lm.config.dep_q, self.options.input_dropout)
+        o, inputs, history = self.options, codes, None
+        if self.model.training and o.input_dropout:
+            inputs = drop_inputs(codes, self.lm.config.dep_q, o.input_dropout)
+        if self.model.training and o.own_audio and self.lm.config.dep_q:
+            with torch.no_grad(), self.autocast:
+                first = self.model(inputs, conditions)
+            history = own_samples(inputs, first.logits, first.mask, o.own_audio, o.own_audio_temp)
         with self.autocast:
-            out = self.model(inputs, conditions)
+            out = self.model(inputs, conditions, history=history)
         return loss_parts(out, codes, weights)
 
     @torch.no_grad()
@@ -219,6 +225,33 @@ def drop_inputs(codes: Tensor, dep_q: int, p: float) -> Tensor:
     out = codes.clone()
     read = out[:, 1 + dep_q :]
     read[torch.rand(read.shape, device=codes.device) < p] = ZERO_TOKEN
+    return out
+
+
+def own_samples(codes: Tensor, logits: Tensor, mask: Tensor, p: float, temp: float) -> Tensor:
+    """codes [B, 1 + n_q, T]; logits [B, dep_q, T, card] and mask [B, dep_q, T] of a forward
+    on them -> a copy of codes where each defined token of the streams the model generates
+    (the dep_q after the text) is, with probability p, one drawn from the model's own
+    prediction of it at temperature `temp` (0: the argmax). Read as the temporal
+    transformer's history, these are the audio a free-running model hears itself say,
+    approximated one step at a time: trained on its true audio alone, a dialogue model's
+    text leans on audio it never makes (recipes/small/README.md, stop 32)."""
+    B, K, T = codes.shape
+    dep_q, card = logits.shape[1], logits.shape[-1]
+    if logits.shape[:3] != (B, dep_q, T) or mask.shape != logits.shape[:3] or dep_q + 1 > K:
+        raise ValueError(
+            f"logits [B, dep_q, T, card] and mask [B, dep_q, T] must match codes {list(codes.shape)}, "
+            f"got {list(logits.shape)} and {list(mask.shape)}"
+        )
+    if temp > 0:
+        probs = torch.softmax(logits.float().reshape(-1, card) / temp, dim=-1)
+        drawn = torch.multinomial(probs, 1).view(B, dep_q, T)
+    else:
+        drawn = logits.argmax(-1)
+    out = codes.clone()
+    own = out[:, 1 : 1 + dep_q]
+    pick = (torch.rand(own.shape, device=codes.device) < p) & mask & (own >= 0)
+    own[pick] = drawn[pick].to(own.dtype)
     return out
 
 
