@@ -76,7 +76,7 @@ def test_the_shipped_stt_transcribes_a_long_recording(moshi, tmp_path):
 @shipped("dialogue")
 def test_the_shipped_dialogue_model_answers_a_held_out_question(moshi, tmp_path):
     wavs = [HELD_OUT / q["wav"] for q in QUESTIONS]
-    # its own sampling (lm_gen_config: greedy text, audio at 0.6), reproducibly
+    # its own sampling (lm_gen_config: greedy text, audio at 0.3) and ear, reproducibly
     r = moshi("infer", "--model", "small", "--device", "cpu", "--seed", "0", "-o", tmp_path, *wavs)
     assert r.code == 0, r.err
     for q in QUESTIONS:
