@@ -216,8 +216,9 @@ def main(
         run_dir = prepare_run_dir(config.run_dir, config.overwrite_run_dir, config.to_dict(), d)
         built = build_model(config, d)
         turn_ids = reply_markers(config, built)
-        train, evaluation = datasets or build_datasets(config, built, d)
         options = train_options(config, turn_ids)
+        options.check(built.model.config)  # before the codes cache
+        train, evaluation = datasets or build_datasets(config, built, d)
         trainer = LMTrainer(built.model, train, options, d, built.release, evaluation)
         return run(trainer, run_options(config, run_dir, until_step, progress), d)
     finally:

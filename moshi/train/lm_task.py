@@ -24,6 +24,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_state_dict,
 )
 
+from ..lm.config import LMConfig
 from ..lm.layers import ZERO_TOKEN
 from ..lm.model import LMModel
 from .batches import Batches, CodesDataset
@@ -52,6 +53,18 @@ class LMTrainOptions:
     own_audio: float = 0.0  # see `own_samples`
     own_audio_temp: float = 0.3
 
+    def check(self, config: LMConfig) -> None:
+        """Refuse options that would silently do nothing on this model's streams: `own_audio`
+        needs audio the model generates (dep_q > 0), `input_dropout` audio it reads but never
+        predicts (n_q > dep_q)."""
+        if self.own_audio and not config.dep_q:
+            raise ValueError(f"config.own_audio {self.own_audio} needs a model that makes audio, got dep_q 0")
+        if self.input_dropout and config.n_q == config.dep_q:
+            raise ValueError(
+                f"config.input_dropout {self.input_dropout} needs audio the model reads but never "
+                f"predicts, got n_q {config.n_q} = dep_q {config.dep_q}"
+            )
+
 
 class LMTrainer:
     """`model`: an LMModel whose trainable parameters require grad (the rest frozen), on the
@@ -66,6 +79,7 @@ class LMTrainer:
         release: Release | None = None,
         eval_data: CodesDataset | None = None,
     ):
+        options.check(model.config)
         self.lm, self.options, self.d, self.release = model, options, d, release
         self.sharded = options.fsdp
         if options.gradient_checkpointing:
@@ -135,7 +149,7 @@ class LMTrainer:
         o, inputs, history = self.options, codes, None
         if self.model.training and o.input_dropout:
             inputs = drop_inputs(codes, self.lm.config.dep_q, o.input_dropout)
-        if self.model.training and o.own_audio and self.lm.config.dep_q:
+        if self.model.training and o.own_audio:
             with torch.no_grad(), self.autocast:
                 first = self.model(inputs, conditions)
             history = own_samples(inputs, first.logits, first.mask, o.own_audio, o.own_audio_temp)

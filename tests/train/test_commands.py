@@ -75,6 +75,15 @@ def test_bad_config_is_one_line(tmp_path, capsys):
     assert moshi_main(["train", "lm", str(path)]) == 1  # the tiny model does not write down the user
     err = capsys.readouterr().err.strip()
     assert err.startswith("moshi train: error: config.reply_weight 10.0 needs a dialogue model")
+    # Options that would silently do nothing on the model's streams, refused before any data.
+    # Speech-to-text makes no audio (dep_q 0); text-to-speech reads only the audio it makes.
+    stt = tiny_config(tmp_path / "run", name="stt_lm_tiny", task="stt", own_audio=0.5)
+    tts = tiny_config(tmp_path / "run", name="tts_lm_tiny", task="tts", input_dropout=0.1)
+    for cfg, want in ((stt, "config.own_audio 0.5 needs"), (tts, "config.input_dropout 0.1 needs")):
+        path.write_text(yaml.safe_dump(cfg))
+        assert moshi_main(["train", "lm", str(path)]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"moshi train: error: {want}") and "\n" not in err, err
     proc = subprocess.run(
         [sys.executable, "-m", "moshi.train", "lm", str(tmp_path / "missing.yaml")],
         capture_output=True,
