@@ -162,17 +162,11 @@ def build_datasets(config: TrainConfig, built: Built, d: Dist) -> tuple[CodesDat
 def reply_markers(config: TrainConfig, built: Built) -> tuple[int, int] | None:
     """(Moshi's, the user's) turn markers when the text stream has them (a dialogue model that
     writes down the user's words): where its replies are (loss.py). A `reply_weight` other
-    than 1 needs them."""
-    turn_ids = None
+    than 1 needs them (LMTrainOptions.check)."""
     if config.task == "dialogue" and task_layout("dialogue", built.config).user_delay_s is not None:
         tokenizer = TextTokenizer(built.tokenizer)
-        turn_ids = (tokenizer.moshi_turn_id, tokenizer.user_turn_id)
-    if turn_ids is None and config.reply_weight != 1.0:
-        raise ValueError(
-            f"config.reply_weight {config.reply_weight} needs a dialogue model whose text marks the turns "
-            "(dialogue_config.user_text_delay_seconds in its config)"
-        )
-    return turn_ids
+        return (tokenizer.moshi_turn_id, tokenizer.user_turn_id)
+    return None
 
 
 def train_options(config: TrainConfig, turn_ids: tuple[int, int] | None = None) -> LMTrainOptions:

@@ -56,7 +56,13 @@ class LMTrainOptions:
     def check(self, config: LMConfig) -> None:
         """Refuse options that would silently do nothing on this model's streams: `own_audio`
         needs audio the model generates (dep_q > 0), `input_dropout` audio it reads but never
-        predicts (n_q > dep_q)."""
+        predicts (n_q > dep_q), a `reply_weight` other than 1 the turn markers of a dialogue
+        model that writes down the user's words (`loss.turn_ids`)."""
+        if self.loss.turn_ids is None and self.loss.reply_weight != 1.0:
+            raise ValueError(
+                f"config.reply_weight {self.loss.reply_weight} needs a dialogue model whose text marks the "
+                "turns (dialogue_config.user_text_delay_seconds in its config)"
+            )
         if self.own_audio and not config.dep_q:
             raise ValueError(f"config.own_audio {self.own_audio} needs a model that makes audio, got dep_q 0")
         if self.input_dropout and config.n_q == config.dep_q:

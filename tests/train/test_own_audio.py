@@ -9,6 +9,7 @@ import yaml
 from moshi.cli.main import main as moshi_main
 from moshi.train.distributed import Dist
 from moshi.train.lm_task import LMTrainer, LMTrainOptions, own_samples
+from moshi.train.loss import LossOptions
 from tests.support.train import PatternDataset, tiny_config, tiny_lm
 
 
@@ -80,3 +81,15 @@ def test_bad_own_audio_is_one_line(tmp_path, capsys, key, value, message):
     path.write_text(yaml.safe_dump({**tiny_config(tmp_path / "run"), key: value}))
     assert moshi_main(["train", "lm", str(path)]) == 1
     assert capsys.readouterr().err.strip() == f"moshi train: error: {message}"
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "message"),
+    [("stt_lm_tiny", {"own_audio": 0.5}, "config.own_audio 0.5 needs a model that makes audio"),
+     ("tts_lm_tiny", {"input_dropout": 0.1}, "config.input_dropout 0.1 needs audio the model reads"),
+     ("moshi_lm_tiny", {"loss": LossOptions(reply_weight=10.0)}, "config.reply_weight 10.0 needs a")],
+)  # fmt: skip
+def test_the_trainer_refuses_options_that_would_do_nothing(name, options, message):
+    model = tiny_lm(name)
+    with pytest.raises(ValueError, match=message):
+        LMTrainer(model, PatternDataset(model, n=2, T=10), LMTrainOptions(max_steps=1, **options), Dist())
