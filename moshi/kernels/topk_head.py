@@ -82,9 +82,15 @@ class TopKHead:
             and weight.dtype == torch.float32
             and weight.device.type == "cpu"
             and weight.shape[0] >= MIN_VOCAB
-            and bfloat16_products_available()
+            and cls.pays_here()
         )
         return cls(weight) if usable else None
+
+    @staticmethod
+    def pays_here() -> bool:
+        """Whether reading the bfloat16 copy beats reading the float32 weight on this CPU:
+        only with native bfloat16 products (F.linear on bfloat16 is slower than float32)."""
+        return bfloat16_products_available()
 
     def candidates(self, x: Tensor, k: int) -> tuple[Tensor, Tensor]:
         """x [B, D] float32, 1 <= k <= V -> (logits [B, N] float32, rows [N] int64), N >= k:

@@ -86,11 +86,13 @@ def test_rejects_bad_input_and_notices_changed_weights(product):
 
 
 def test_build_only_where_it_pays(monkeypatch):
-    monkeypatch.setattr(topk_head, "bfloat16_products_available", lambda: True)
+    # Whether it pays is patched, not the CPU: the head itself still takes the product this
+    # CPU can do (oneDNN's packed bfloat16 needs AVX-512 or AVX-NE-CONVERT).
+    monkeypatch.setattr(TopKHead, "pays_here", staticmethod(lambda: True))
     assert TopKHead.build(torch.randn(100, 16)) is None  # a small vocabulary
     assert TopKHead.build(torch.randn(8000, 16).bfloat16()) is None
     assert TopKHead.build(torch.randn(8000, 16)) is not None
-    monkeypatch.setattr(topk_head, "bfloat16_products_available", lambda: False)
+    monkeypatch.setattr(TopKHead, "pays_here", staticmethod(lambda: False))
     assert TopKHead.build(torch.randn(8000, 16)) is None  # slower than float32 there
 
 
@@ -119,7 +121,7 @@ def big_vocab_lm() -> LMModel:
 
 @pytest.mark.parametrize("temp_text,top_k_text", [(0.7, 25), (0.0, 25), (1.0, 300)])
 def test_generator_draws_the_same_text_with_the_head(monkeypatch, temp_text, top_k_text):
-    monkeypatch.setattr(topk_head, "bfloat16_products_available", lambda: True)
+    monkeypatch.setattr(TopKHead, "pays_here", staticmethod(lambda: True))
     model = big_vocab_lm()
     user = torch.randint(0, 64, (2, 2, 30))
     runs = {}
