@@ -10,7 +10,7 @@ as moshi/small/ describes, weights in bfloat16, with a `manifest.json`:
 weights file's; `parameters`: the numbers in it; `step`: the training step read from the
 source's path (`checkpoint_000500/consolidated`, `codec-008000`; null if none); `commit`:
 the code's commit the caller names (an entry's own `commit`, when it has one, is the code's
-that wrote that entry: `replace`). Kinds not given are absent (a previous one is removed).
+that wrote that entry: `replace`, `replace_decoder`). Kinds not given are absent (a previous one is removed).
 `Settings` change the shipped configs from their checkpoints': `contexts` (kind -> frames)
 a model's `context` (a model trained on crops of N frames attends well over at most about N
 past frames: speech-to-text trained on 4 s crops with a context of 250 wrote nonsense after
@@ -128,6 +128,45 @@ def replace(
         manifest[kind] = _write_lm(out, kind, folder, configs[kind], tuple(manifest["float32"])) | {
             "commit": commit
         }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def replace_decoder(out: Path, codec: Path, commit: str | None = None) -> dict[str, Any]:
+    """Replace the decoder of the codec shipped in `out` by `codec`'s (a folder as `ship`
+    takes), keeping the shipped encoder and quantizer: the codes every shipped language model
+    was trained on. `codec` must have the shipped config and, in the shipped dtypes, the
+    shipped encoder and quantizer bit for bit (a decoder trained alone on the shipped codec:
+    `model.decoder_only`); else ValueError. Returns the manifest written; the codec's entry
+    records the new weights and `commit`, and `encoder_source` the one they came from."""
+    if not (out / MANIFEST).is_file():
+        raise FileNotFoundError(f"no {MANIFEST} in {out}: ship the whole family first")
+    for path in (codec / MIMI_WEIGHTS, codec / MIMI_CONFIG):
+        if not path.is_file():
+            raise FileNotFoundError(f"no such file: {path}")
+    if json.loads((codec / MIMI_CONFIG).read_text()) != json.loads((out / MIMI_CONFIG).read_text()):
+        raise ValueError(f"{codec / MIMI_CONFIG} differs from the shipped {MIMI_CONFIG}: not the same codec")
+    manifest = json.loads((out / MANIFEST).read_text())
+    shipped, new = load_file(str(out / MIMI_WEIGHTS)), load_file(str(codec / MIMI_WEIGHTS))
+    if set(new) != set(shipped):
+        raise ValueError(f"{codec / MIMI_WEIGHTS} has other weights than the shipped codec's")
+    kept = (*ENCODER, "quantizer.")
+    for name, value in shipped.items():
+        if name.startswith(kept) and not torch.equal(new[name].to(value.dtype), value):
+            raise ValueError(
+                f"{codec / MIMI_WEIGHTS}: {name} differs from the shipped codec's: only a decoder "
+                "trained on the shipped encoder and quantizer keeps the language models' codes"
+            )
+    state = {k: shipped[k] if k.startswith(kept) else v for k, v in new.items()}
+    entry = _write_weights(state, out / MIMI_WEIGHTS, codec, tuple(manifest["float32"]))
+    manifest["codec"] = (
+        manifest["codec"]
+        | entry
+        | {
+            "commit": commit,
+            "encoder_source": manifest["codec"].get("encoder_source", manifest["codec"]["source"]),
+        }
+    )
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
 

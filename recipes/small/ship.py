@@ -10,6 +10,12 @@ other kinds already in --out stay (the source checkpoints of the others are not 
 
     python recipes/small/ship.py --replace --dialogue runs/RUN/checkpoints/checkpoint_NNNNNN/consolidated
 
+`--replace --codec DIR` swaps the codec's decoder alone, after checking that DIR's encoder and
+quantizer are the shipped ones (a decoder trained alone: `model.decoder_only`), so the codes
+every shipped language model learnt stay the same:
+
+    python recipes/small/ship.py --replace --codec runs/RUN/checkpoints/checkpoint_NNNNNN/consolidated
+
 `--context KIND=FRAMES` sets a model's attention context in its shipped config (the frames
 it attends over: about its training crops', see moshi/small/ship.py); `--temp KIND=T` its audio's
 sampling temperature (`lm_gen_config.temp`); `--ear`: the shipped speech-to-text model writes
@@ -28,16 +34,20 @@ import sys
 from pathlib import Path
 
 from moshi.small import KINDS
-from moshi.small.ship import ENCODER, FLOAT32, Settings, replace, ship
+from moshi.small.ship import ENCODER, FLOAT32, Settings, replace, replace_decoder, ship
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--codec", type=Path, help="folder of mimi.safetensors + mimi_config.json")
+    p.add_argument(
+        "--codec", type=Path, help="folder of mimi.safetensors + mimi_config.json (--replace: its decoder)"
+    )
     p.add_argument("--tokenizer", type=Path, help="the SentencePiece model the LMs read")
-    p.add_argument("--replace", action="store_true", help="replace the LMs given, keep the rest of --out")
+    p.add_argument(
+        "--replace", action="store_true", help="replace the LMs (and decoder) given, keep the rest of --out"
+    )
     for kind in KINDS:
         p.add_argument(f"--{kind}", type=Path, metavar="DIR", help=f"the {kind} LM's consolidated/ folder")
     p.add_argument(
@@ -75,21 +85,26 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError:
             p.error(f"--temp: expected KIND=TEMPERATURE (dialogue=0.3), got {item!r}")
     settings = Settings(contexts, temps, args.ear)
-    if args.replace and (args.codec or args.tokenizer or args.exact_codes):
-        p.error("--replace keeps the shipped codec and tokenizer: give only language models")
+    if args.replace and (args.tokenizer or args.exact_codes):
+        p.error("--replace keeps the shipped tokenizer and encoder: give language models or a --codec")
+    if args.replace and bool(lms) == bool(args.codec):
+        p.error("--replace: give language models, or a --codec to take the decoder of (not both)")
     if not args.replace and (args.codec is None or args.tokenizer is None):
         p.error("--codec and --tokenizer are required (or --replace)")
     commit = args.commit or _head()
     try:
         if args.replace:
-            manifest = replace(args.out, lms, commit, settings)
+            if args.codec:
+                manifest = replace_decoder(args.out, args.codec, commit)
+            else:
+                manifest = replace(args.out, lms, commit, settings)
         else:
             float32 = FLOAT32 + ENCODER if args.exact_codes else FLOAT32
             manifest = ship(args.out, args.codec, args.tokenizer, lms, commit, float32, settings)
     except (FileNotFoundError, ValueError) as e:
         print(f"ship: error: {e}", file=sys.stderr)
         return 1
-    for name in [*lms] if args.replace else ["codec", *lms]:
+    for name in [*lms] if args.replace and not args.codec else ["codec", *lms]:
         entry = manifest[name]
         print(f"{name}: {entry['parameters'] / 1e6:.2f} M parameters, {entry['bytes'] / 1e6:.1f} MB, "
               f"step {entry['step']}, sha256 {entry['sha256'][:12]}")  # fmt: skip

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from moshi.models import ModelFiles
 from moshi.small import shipped_kinds
-from moshi.small.ship import ENCODER, FLOAT32, Settings, replace, sha256, ship, training_step
+from moshi.small.ship import ENCODER, FLOAT32, Settings, replace, replace_decoder, sha256, ship, training_step
 from moshi.tiny import DATA, write_tiny_models
 
 RECIPE = Path(__file__).parents[2] / "recipes" / "small" / "ship.py"
@@ -111,12 +111,67 @@ def test_replace_swaps_one_model_and_keeps_the_rest(checkpoints, tmp_path, capsy
     assert ModelFiles.resolve(str(out / "dialogue")).load_lm(dtype=torch.float32) is not None
 
 
-def test_replace_needs_a_shipped_family_and_no_codec(checkpoints, tmp_path, capsys):
+def test_replace_needs_a_shipped_family_and_one_thing_to_replace(checkpoints, tmp_path, capsys):
     with pytest.raises(FileNotFoundError, match=r"no manifest\.json in"):
         replace(tmp_path, {"stt": checkpoints["stt"]})
-    with pytest.raises(SystemExit):
-        _recipe().main(["--replace", "--codec", str(checkpoints["codec"]), "--stt", str(checkpoints["stt"])])
-    assert "give only language models" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match=r"no manifest\.json in"):
+        replace_decoder(tmp_path, checkpoints["codec"])
+    for extra in (["--stt", str(checkpoints["stt"])], ["--tokenizer", str(checkpoints["tokenizer"])]):
+        with pytest.raises(SystemExit):
+            _recipe().main(["--replace", "--codec", str(checkpoints["codec"]), *extra])
+    assert capsys.readouterr().err.count("error: --replace") == 2
+
+
+def _decoder_trained_alone(checkpoints, folder: Path, change: str = "decoder.") -> Path:
+    """The tiny codec with the weights under `change` moved, as decoder-only training moves them."""
+    shutil.copytree(checkpoints["codec"], folder)
+    state = load_file(folder / "mimi.safetensors")
+    for name in state:
+        if name.startswith(change) and state[name].is_floating_point():
+            state[name] = state[name] + 0.5
+    save_file(state, folder / "mimi.safetensors")
+    return folder
+
+
+def test_replace_decoder_keeps_the_codes(checkpoints, tmp_path, capsys):
+    out = tmp_path / "small"
+    ship(out, checkpoints["codec"], checkpoints["tokenizer"], {"stt": checkpoints["stt"]}, commit="old")
+    before = json.loads((out / "manifest.json").read_text())
+    old = ModelFiles.resolve(str(out / "stt")).load_mimi()
+    codec = _decoder_trained_alone(checkpoints, tmp_path / "codec-000040")
+    args = ["--replace", "--codec", str(codec), "--out", str(out), "--commit", "new"]
+    assert _recipe().main(args) == 0
+    assert "codec: " in capsys.readouterr().out
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {k: manifest[k] for k in before if k != "codec"} == {k: before[k] for k in before if k != "codec"}
+    assert manifest["codec"]["step"] == 40 and manifest["codec"]["commit"] == "new"
+    assert manifest["codec"]["encoder_source"] == before["codec"]["source"]
+    assert manifest["codec"]["sha256"] == sha256(out / "mimi.safetensors")
+    new = ModelFiles.resolve(str(out / "stt")).load_mimi()
+    wav = torch.randn(1, 1, 1920 * 4, generator=torch.Generator().manual_seed(0)) * 0.1
+    codes = old.encode(wav)
+    assert torch.equal(new.encode(wav), codes)  # every language model hears the same codes
+    assert not torch.allclose(new.decode(codes), old.decode(codes))  # with the new decoder's voice
+    shipped = load_file(out / "mimi.safetensors")
+    assert {k for k, v in shipped.items() if v.dtype == torch.float32} == {
+        k for k, v in shipped.items() if k.startswith("quantizer.") and v.is_floating_point()
+    }
+
+
+@pytest.mark.parametrize("change", ["encoder.", "quantizer."])
+def test_replace_decoder_refuses_another_encoder(checkpoints, tmp_path, change):
+    out = tmp_path / "small"
+    ship(out, checkpoints["codec"], checkpoints["tokenizer"], {"stt": checkpoints["stt"]})
+    before = sha256(out / "mimi.safetensors")
+    codec = _decoder_trained_alone(checkpoints, tmp_path / "codec", change)
+    with pytest.raises(ValueError, match=f"{change}.* differs from the shipped codec's"):
+        replace_decoder(out, codec)
+    other = tmp_path / "other"
+    shutil.copytree(checkpoints["codec"], other)
+    (other / "mimi_config.json").write_text(json.dumps({"sample_rate": 16000}))
+    with pytest.raises(ValueError, match=r"differs from the shipped mimi_config\.json"):
+        replace_decoder(out, other)
+    assert sha256(out / "mimi.safetensors") == before  # nothing written
 
 
 def test_context_is_set_in_the_shipped_config(checkpoints, tmp_path, capsys):
