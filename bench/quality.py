@@ -49,7 +49,12 @@ def main() -> None:
         "--codec", type=Path, nargs=2, metavar=("WEIGHTS", "CONFIG"),
         help="also through this codec (a Mimi file and its config json, e.g. a checkpoint's)",
     )  # fmt: skip
-    p.add_argument("--stt", type=Path, metavar="MODEL_DIR", help="our speech-to-text model")
+    p.add_argument(
+        "--stt",
+        type=Path,
+        metavar="MODEL_DIR",
+        help="our speech-to-text model (--dialogue: reads replies too)",
+    )
     p.add_argument("--tts", type=Path, metavar="MODEL_DIR", help="our text-to-speech model")
     p.add_argument("--dialogue", type=Path, metavar="MODEL_DIR", help="our dialogue model")
     p.add_argument(
@@ -150,7 +155,9 @@ def _models(args: argparse.Namespace, recogniser: Recogniser) -> None:
         seeds = {"text_seed": args.seed, "audio_seed": args.seed}
         options = SamplingOptions(temp=temp, temp_text=temp_text, **seeds)
         reader = recogniser if args.replies == "audio" else None
-        rows = q.dialogue_rows(reader, args.dialogue, args.corpus / manifest, args.limit, options, args.ear)
+        rows = q.dialogue_rows(
+            reader, args.dialogue, args.corpus / manifest, args.limit, options, args.ear, stt
+        )
         if not rows:
             print(f"bench quality: no dialogues in {args.corpus / manifest}: none measured", file=sys.stderr)
         for audio, row in rows.items():

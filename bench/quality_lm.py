@@ -11,7 +11,8 @@ and --dialogue): each model is a folder with its config.json (a checkpoint's
   grammar's check, bar: >= 80 %), starts soon after the question (median <= 1.0 s), and
   Moshi is quiet while the user speaks (>= 90 % of those frames); replies read from its text
   are also counted by the kind of question (arithmetic, color, ...). The same numbers on the
-  corpus' own Moshi channel (`audio: "corpus"`) show what the measure gives the truth. For a
+  corpus' own Moshi channel (`audio: "corpus"`) show what the measure gives the truth; with
+  `--stt`, that model reads Moshi's channel too (`reply_correct_stt`). For a
   model that writes down the user's words, `reply_given_question`: the share of replies it
   knows when it hears right, teacher-forced (each dialogue's true streams through it once, the
   question's words written right; a reply counts when the argmax predicts every token of the
@@ -207,11 +208,13 @@ def replies_given_questions(model_dir: Path, entries: list[Entry]) -> dict | Non
 
 def score_dialogues(
     metas: list[dict], outputs: list[tuple[np.ndarray, list[tuple[str, float, float]]]],
-    transcribe: Callable[[np.ndarray], str] | None,
+    transcribe: Callable[[np.ndarray], str] | None, stt: SpeechToText | None = None,
 ) -> dict:  # fmt: skip
     """Issue 13's dialogue figures from each dialogue's metadata and Moshi's (channel, words).
-    `transcribe`: what reads each reply from Moshi's channel (None: its own words instead)."""
-    text_ok = audio_ok = n = 0
+    `transcribe`: what reads each reply from Moshi's channel (None: its own words instead);
+    `stt`: our speech-to-text model reads it too (`reply_correct_stt`: not independent, but it
+    reads Moshi's voice far better than pocketsphinx, whose reading caps the measure)."""
+    text_ok = audio_ok = stt_ok = n = 0
     by_kind: dict[str, list[int]] = {}  # the grammar rule's kind -> [correct from the text, questions]
     latencies: list[float] = []
     quiet = speech = 0
@@ -225,14 +228,19 @@ def score_dialogues(
             kind[0], kind[1] = kind[0] + right, kind[1] + 1
             heard = transcribe(r.window(moshi)) if transcribe else r.text
             audio_ok += reply_is_correct(r.question.text, r.question.answer, heard)
+            if stt is not None:
+                read = " ".join(w.text for w in stt.words([r.window(moshi)])[0])
+                stt_ok += reply_is_correct(r.question.text, r.question.answer, read)
             if r.latency is not None:
                 latencies.append(r.latency)
         q, s = quiet_while_user_speaks(moshi, user_speech(meta))
         quiet, speech = quiet + q, speech + s
+    stt_row = {"reply_correct_stt": round(stt_ok / max(n, 1), 3)} if stt is not None else {}
     return {
         "dialogues": len(metas),
         "questions": n,
         "reply_correct": round(audio_ok / max(n, 1), 3),
+        **stt_row,
         "reply_correct_text": round(text_ok / max(n, 1), 3),
         "reply_correct_text_by_kind": {k: f"{ok}/{m}" for k, (ok, m) in sorted(by_kind.items())},
         "replied": round(len(latencies) / max(n, 1), 3),
@@ -248,10 +256,11 @@ def dialogue_rows(
     limit: int | None,
     options: SamplingOptions,
     ear_dir: Path | None = None,
+    stt: SpeechToText | None = None,
 ) -> dict[str, dict]:
     """{"corpus": the figures of the corpus' own Moshi, "model": ours}; replies read by the
-    recogniser from Moshi's channel (None: from Moshi's own text stream). {} for a manifest
-    with no dialogues."""
+    recogniser from Moshi's channel (None: from Moshi's own text stream), and by `stt` too
+    if given. {} for a manifest with no dialogues."""
     entries = list(read_manifest(manifest, limit))
     if not entries:  # (a corpus built with --dialogues 0)
         return {}
@@ -260,9 +269,9 @@ def dialogue_rows(
     truth = [(x[0], [(w, s[0], s[1]) for w, s, who in m["alignments"] if who == MAIN_SPEAKER])
              for x, m in zip(stereo, metas, strict=True)]  # fmt: skip
     transcribe = recogniser.transcribe if recogniser is not None else None
-    rows = {"corpus": score_dialogues(metas, truth, transcribe)}
+    rows = {"corpus": score_dialogues(metas, truth, transcribe, stt)}
     outputs, heard = dialogue_outputs(model_dir, [x[USER_CHANNEL] for x in stereo], options, ear_dir)
-    rows["model"] = score_dialogues(metas, outputs, transcribe)
+    rows["model"] = score_dialogues(metas, outputs, transcribe, stt)
     if heard is not None:  # how well it writes down the user's words: their word error rate
         said = [" ".join(w for w, _, who in m["alignments"] if who != MAIN_SPEAKER) for m in metas]
         errors = sum((word_errors(t, h) for t, h in zip(said, heard, strict=True)), Errors())

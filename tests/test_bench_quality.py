@@ -98,6 +98,7 @@ def test_quality_bench_models_smoke(corpus, tmp_path):
     assert set(dialogue) == {"corpus", "model"}
     truth = dialogue["corpus"]
     assert truth["questions"] >= 1 and truth["reply_correct_text"] == 1.0  # the corpus' own words answer
+    assert 0 <= truth["reply_correct_stt"] <= 1  # (read by a random speech-to-text model)
     by_kind = [tuple(map(int, x.split("/"))) for x in truth["reply_correct_text_by_kind"].values()]
     assert sum(m for _, m in by_kind) == truth["questions"] and all(ok == m for ok, m in by_kind)
     assert truth["replied"] == 1.0 and 0 < truth["latency_median_s"] < 3.0
