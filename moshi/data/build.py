@@ -58,12 +58,17 @@ def build_corpus(
     workers: int | None = None,
     force: bool = False,
     text_only: bool = False,
+    splits: tuple[str, ...] = SPLITS,
 ) -> dict:
     """Build the corpus into `out_dir` (refused when it is not empty, unless `force`); returns
     the summary also written to corpus.json. `n_tts` (Moshi's voice alone) defaults to half of
-    `n_utterances` (users' voices); `heldout_fraction` of each kind is held out."""
+    `n_utterances` (users' voices); `heldout_fraction` of each kind is held out. `splits`: the
+    ones rendered (each split's items depend on the seed and counts alone, so the held-out
+    split built by itself is the full build's, file for file, in a fraction of the time)."""
     if min(n_dialogues, n_utterances, n_tts or 0, seed) < 0 or not 0 < heldout_fraction < 1:
         raise ValueError("expected counts >= 0, seed >= 0 and 0 < heldout_fraction < 1")
+    if not splits or not set(splits) <= set(SPLITS):
+        raise ValueError(f"expected splits among {SPLITS}, got {splits!r}")
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         if not force:
@@ -73,10 +78,11 @@ def build_corpus(
     out.mkdir(parents=True, exist_ok=True)
     n_tts = n_utterances // 2 if n_tts is None else n_tts
     items = plan(seed, n_dialogues, n_utterances, n_tts, heldout_fraction, moshi_voice)
+    items = [it for it in items if it.split in splits]
     workers = workers or max(1, os.cpu_count() or 1)
     with multiprocessing.Pool(workers) as pool:
         _synthesise(out / _WORDS_DIR, _words_by_voice(items, moshi_voice), pool)
-        for split, kind in ((s, k) for s in SPLITS for k in KINDS):
+        for split, kind in ((s, k) for s in splits for k in KINDS):
             (out / split / kind).mkdir(parents=True, exist_ok=True)
         render = functools.partial(_render, out, moshi_voice, text_only)
         ordered = sorted(items, key=lambda it: it.voice.id)  # a worker keeps few voices loaded
@@ -86,10 +92,10 @@ def build_corpus(
             if (i + 1) % max(1, len(items) // 10) == 0:
                 log.info("rendered %d/%d files", i + 1, len(items))
     shutil.rmtree(out / _WORDS_DIR)
-    summary = _write_index(out, items, durations, ".json" if text_only else ".wav")
+    summary = _write_index(out, items, durations, ".json" if text_only else ".wav", splits)
     summary["args"] = dict(seed=seed, n_dialogues=n_dialogues, n_utterances=n_utterances, n_tts=n_tts,
                            heldout_fraction=heldout_fraction, moshi_voice=asdict(moshi_voice),
-                           text_only=text_only)  # fmt: skip
+                           text_only=text_only, splits=list(splits))  # fmt: skip
     (out / "corpus.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
 
@@ -146,10 +152,12 @@ def _render(out: Path, moshi: Voice, text_only: bool, it: Item) -> tuple[str, fl
     return it.stem, len(pcm) / SAMPLE_RATE
 
 
-def _write_index(out: Path, items: list[Item], durations: dict[str, float], suffix: str) -> dict:
+def _write_index(
+    out: Path, items: list[Item], durations: dict[str, float], suffix: str, splits: tuple[str, ...]
+) -> dict:
     """The manifests, the grammar files; -> {"hours": {manifest: h}, "voices": {split: [...]}}."""
     hours: dict[str, float] = {}
-    for split in SPLITS:
+    for split in splits:
         for kind in KINDS:
             mine = [it for it in items if it.split == split and it.kind == kind]
             rows = [{"path": f"{kind}/{it.index:06d}{suffix}", "duration": durations[it.stem]} for it in mine]
@@ -162,5 +170,5 @@ def _write_index(out: Path, items: list[Item], durations: dict[str, float], suff
     (out / "vocab.txt").write_text("\n".join(jsgf.vocabulary()) + "\n")
     (out / "lexicon.dic").write_text(jsgf.lexicon())
     write_tokenizer(out)
-    voices = {s: sorted({it.voice.id for it in items if it.split == s}) for s in SPLITS}
+    voices = {s: sorted({it.voice.id for it in items if it.split == s}) for s in splits}
     return {"hours": hours, "total_hours": round(sum(hours.values()), 4), "voices": voices}

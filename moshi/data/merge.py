@@ -40,6 +40,11 @@ def merge_corpora(out_dir: str | Path, builds: list[str | Path], *, force: bool 
     for source in sources:
         if not (source / "corpus.json").is_file():
             raise ValueError(f"{source} is not a corpus made by `moshi data build` (no corpus.json)")
+        built = json.loads((source / "corpus.json").read_text()).get("args", {}).get("splits", SPLITS)
+        if set(built) != set(SPLITS):
+            raise ValueError(
+                f"{source} holds its {' and '.join(built)} split alone (--split): merge whole builds"
+            )
     repeated = sorted({str(s) for s in sources if sources.count(s) > 1})
     if repeated:
         raise ValueError(f"a corpus given twice: {', '.join(repeated)}")

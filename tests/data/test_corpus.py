@@ -134,3 +134,17 @@ def test_a_text_only_build_is_the_same_words_without_audio(corpus, tmp_path):
         users = [json.loads(x) for x in (corpus / split / "users.jsonl").read_text().splitlines()]
         assert users == [{**json.loads(x), "channel": 1} for x in audio]  # the dialogues' right channels
         assert (out / split / "users.jsonl").read_text() == ""  # text-only items have no channels
+
+
+def test_the_held_out_split_built_alone_is_the_full_builds(corpus, tmp_path):
+    out = tmp_path / "held"
+    summary = build_corpus(out, seed=1, n_dialogues=2, n_utterances=3, n_tts=2, heldout_fraction=0.5,
+                           moshi_voice=FAST_MOSHI_VOICE, workers=2, splits=("heldout",))  # fmt: skip
+    assert not (out / "train").exists() and summary["args"]["splits"] == ["heldout"]
+    assert sorted(summary["voices"]) == ["heldout"]
+    full = sorted(p.relative_to(corpus) for p in (corpus / "heldout").rglob("*") if p.is_file())
+    assert full == sorted(p.relative_to(out) for p in (out / "heldout").rglob("*") if p.is_file())
+    for path in full:  # the same bytes: audio, alignments, manifests
+        assert (out / path).read_bytes() == (corpus / path).read_bytes(), path
+    with pytest.raises(ValueError, match="expected splits among"):
+        build_corpus(tmp_path / "none", n_dialogues=1, n_utterances=1, splits=("test",))

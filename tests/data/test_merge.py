@@ -63,6 +63,10 @@ def test_builds_of_another_grammar_are_refused_before_writing(tmp_path):
         merge_corpora(tmp_path / "all", [a, a])
     with pytest.raises(ValueError, match="not a corpus made by `moshi data build`"):
         merge_corpora(tmp_path / "all", [a, tmp_path])
+    held = fake_build(tmp_path, "held", {("heldout", "stt"): 1})
+    (held / "corpus.json").write_text(json.dumps({"args": {"splits": ["heldout"]}}))
+    with pytest.raises(ValueError, match="heldout split alone"):
+        merge_corpora(tmp_path / "all", [a, held])
     assert not (tmp_path / "all").exists()
 
 
