@@ -8,7 +8,8 @@ whether it is met, and writes the table to OUT/card.md.
     python bench/card.py --corpus corpus --dialogue-corpus corpus-dialogue   # corpora already built
     python bench/card.py --smoke             # tiny held-out sets, one file each (CI)
 
-The weights are the shipped ones (moshi/small, as `--model small` runs them); the table names
+The speed rows time the machine as it is: run it on an idle one (a busy machine's figures
+say nothing of the bar). The weights are the shipped ones (moshi/small, as `--model small` runs them); the table names
 the commit of each (moshi/small/manifest.json).
 """
 
