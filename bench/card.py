@@ -9,8 +9,8 @@ whether it is met, and writes the table to OUT/card.md.
     python bench/card.py --smoke             # tiny held-out sets, one file each (CI)
 
 The speed rows time the machine as it is: run it on an idle one (a busy machine's figures
-say nothing of the bar). The weights are the shipped ones (moshi/small, as `--model small` runs them); the table names
-the commit of each (moshi/small/manifest.json).
+say nothing of the bar). The weights are the shipped ones (moshi/small, as `--model small`
+runs them); the table names the source and commit of each (moshi/small/manifest.json).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from moshi.small import FOLDER, model_folder
 
 BENCH = Path(__file__).resolve().parent
 
-# The two builds the card reads (recipes/small/README.md sections 1 and 3): (seed, dialogues,
-# utterances in users' voices, in Moshi's, held-out fraction); --smoke's are tiny.
+# The two builds the card reads (recipes/small/README.md sections 1 and 3), build_corpus'
+# arguments; --smoke's are tiny.
 MONO_BUILD = dict(seed=0, n_dialogues=0, n_utterances=1200, n_tts=600, heldout_fraction=0.1)
 DIALOGUE_BUILD = dict(seed=13, n_dialogues=4000, n_utterances=0, n_tts=0, heldout_fraction=0.02)
 SMOKE_MONO = dict(MONO_BUILD, n_utterances=10, n_tts=10)
@@ -132,7 +132,7 @@ def table(rows: list[dict], commits: dict[str, str]) -> str:
 
 
 def shipped_commits() -> dict[str, str]:
-    """Each shipped file's source: {kind: "runs/... step N (commit abcdef12)"}."""
+    """Each shipped file's source: {kind: "step N of runs/... (commit abcdef12)"}."""
     manifest = json.loads((FOLDER / "manifest.json").read_text())
     out = {}
     for kind in ("codec", "stt", "tts", "dialogue"):
