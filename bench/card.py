@@ -23,8 +23,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from family import BUDGET_MB, FRAME_MS, REALTIME_FACTOR  # bench/family.py: the speed and size bars
+
 from moshi.data.build import build_corpus
-from moshi.small import FOLDER, model_folder
+from moshi.small import FOLDER, KINDS, MANIFEST, model_folder
 
 BENCH = Path(__file__).resolve().parent
 
@@ -64,6 +66,7 @@ def speed(model: str) -> dict:
 RATIO = "pocketsphinx WER ratio"
 START = "start_error_median_ms"
 FRAME = "ms per 80 ms frame, 2 threads"
+FRAME_BAR_MS = FRAME_MS / REALTIME_FACTOR
 FIGURES = (
     Figure("codec", "STOI, users", CODEC_USERS, "stoi_mean", 0.85, at_most=False),
     Figure("codec", "STOI, Moshi's voice", CODEC_MOSHI, "stoi_mean", 0.85, at_most=False),
@@ -86,10 +89,10 @@ FIGURES = (
     Figure("dialogue", "quiet while the user speaks", DIALOGUE, "quiet_while_user_speaks", 0.90,
            at_most=False),
     Figure("dialogue", "its ear's WER on the user's words", DIALOGUE, "heard_wer"),
-    Figure("speech-to-text", FRAME, speed("stt"), "frame_ms", 16),
-    Figure("text-to-speech", FRAME, speed("tts"), "frame_ms", 16),
-    Figure("dialogue", FRAME, speed("dialogue"), "frame_ms", 16),
-    Figure("all", "MB of weights", speed("all"), "mb_bf16", 50),
+    Figure("speech-to-text", FRAME, speed("stt"), "frame_ms", FRAME_BAR_MS),
+    Figure("text-to-speech", FRAME, speed("tts"), "frame_ms", FRAME_BAR_MS),
+    Figure("dialogue", FRAME, speed("dialogue"), "frame_ms", FRAME_BAR_MS),
+    Figure("all", "MB of weights", speed("all"), "mb_bf16", BUDGET_MB),
 )  # fmt: skip
 
 
@@ -133,9 +136,9 @@ def table(rows: list[dict], commits: dict[str, str]) -> str:
 
 def shipped_commits() -> dict[str, str]:
     """Each shipped file's source: {kind: "step N of runs/... (commit abcdef12)"}."""
-    manifest = json.loads((FOLDER / "manifest.json").read_text())
+    manifest = json.loads((FOLDER / MANIFEST).read_text())
     out = {}
-    for kind in ("codec", "stt", "tts", "dialogue"):
+    for kind in ("codec", *KINDS):
         if kind in manifest:
             entry = manifest[kind]
             commit = entry.get("commit", manifest["commit"])[:8]
